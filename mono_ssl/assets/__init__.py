@@ -1,0 +1,1 @@
+"""Small licensed assets shipped with mono_ssl (see ATTRIBUTION.txt here)."""

@@ -1,0 +1,105 @@
+"""Helpers for `configs/*.py`: typed `key=value` arguments and the shared base config."""
+from __future__ import annotations
+
+import ml_collections
+
+from mono_ssl.errors import UserInputError
+
+PAPER_DATASET_SIZE = 1_281_167  # ImageNet's train size, the authors' default patch count
+
+
+def parse_arg(arg: str | None, **defaults):
+  """Parses 'a=1,b=x' into a locked ConfigDict typed like `defaults`.
+
+  `--config=configs/rotnet.py:regime=deca,scale=cpu` reaches get_config as
+  'regime=deca,scale=cpu'. Unknown keys and values of the wrong type fail
+  with a message naming them.
+  """
+  out = ml_collections.ConfigDict(defaults)
+  for item in filter(None, (arg or "").split(",")):
+    if "=" not in item:
+      raise UserInputError(f"config argument {item!r} is not key=value "
+                           f"(known keys: {', '.join(defaults)}).")
+    key, value = (s.strip() for s in item.split("=", 1))
+    if key not in defaults:
+      raise UserInputError(f"unknown config argument {key!r}; known: {', '.join(defaults)}.")
+    kind = type(defaults[key])
+    try:
+      if kind is bool:
+        if value.lower() not in ("true", "false", "1", "0"):
+          raise ValueError(value)
+        out[key] = value.lower() in ("true", "1")
+      else:
+        out[key] = kind(value)
+    except ValueError:
+      raise UserInputError(f"config argument {key}={value!r} is not a valid {kind.__name__}.") from None
+  out.lock()
+  return out
+
+
+def check_choice(name: str, value: str, choices) -> None:
+  if value not in choices:
+    raise UserInputError(f"{name}={value!r} is not one of {', '.join(choices)}.")
+
+
+def single_image_aug(scale: str) -> ml_collections.ConfigDict:
+  """The authors' patch generator, at the given scale (see mono_ssl/augment.py)."""
+  out_size, patch_size = {"cpu": (32, 40), "paper": (224, 256)}[scale]
+  return ml_collections.ConfigDict(dict(
+      out_size=out_size, patch_size=patch_size,
+      initial_crop=True, initial_crop_frac=0.5,
+      rrc=True, rrc_scale=(0.002, 1.0), rrc_ratio=(3 / 4, 4 / 3),
+      affine=True, rotation_deg=30.0, shear_deg=30.0, corner_free=True,
+      method_crop=True, method_crop_scale=(0.08, 1.0) if scale == "paper" else (0.5, 1.0),
+      flip=True,
+      jitter_prob=0.5, brightness=0.4, contrast=0.4, saturation=0.4, hue=0.1,
+      antialias=True))
+
+
+def full_data_aug(scale: str) -> ml_collections.ConfigDict:
+  """A labelled data set's images used without labels: the method's crop and flip only."""
+  aug = single_image_aug(scale)
+  aug.update(dict(initial_crop=False, rrc=False, affine=False, jitter_prob=0.0,
+                  patch_size=aug.out_size))
+  return aug
+
+
+def base_config(method: str, regime: str, scale: str) -> ml_collections.ConfigDict:
+  """Every field a run reads, with this project's CPU- or paper-scale defaults."""
+  check_choice("regime", regime, ("single", "deca", "full"))
+  check_choice("scale", scale, ("cpu", "paper"))
+  c = ml_collections.ConfigDict()
+  c.method = method
+  c.regime = regime
+  c.scale = scale
+  c.seed = 0
+  c.data = dict(
+      images="",              # '' = the regime's default: bundled image / deca folder
+      max_side=2048 if scale == "cpu" else 0,  # 0 = full resolution
+      dataset_size=PAPER_DATASET_SIZE,
+      full_dataset="cifar10" if scale == "cpu" else "tfds:imagenet2012",
+      data_dir="")
+  c.aug = full_data_aug(scale) if regime == "full" else single_image_aug(scale)
+  c.model = dict(width_mult=1.0, hidden=(512, 512) if scale == "cpu" else (4096, 4096),
+                 dropout=0.0 if scale == "cpu" else 0.5)
+  c.train = dict(
+      batch_size=128 if scale == "cpu" else 192,
+      num_steps=2500 if scale == "cpu" else 50 * PAPER_DATASET_SIZE // 192,
+      lr=0.05 if scale == "cpu" else 0.01,
+      momentum=0.9, nesterov=True, weight_decay=5e-4,
+      # RotNet's schedule: /10 after 15, 30 and 45 of 50 epochs.
+      lr_boundaries=(0.3, 0.6, 0.9), lr_decay=0.1,
+      log_every=50, ckpt_every=500)
+  c.probe = dict(
+      dataset="cifar10" if scale == "cpu" else "tfds:imagenet2012",
+      data_dir="",
+      limit_per_class=0,      # 0 = every example; N = the first N per class (train split only)
+      epochs=10 if scale == "cpu" else 36,
+      batch_size=128 if scale == "cpu" else 192,
+      eval_batch_size=500 if scale == "cpu" else 200,
+      lr=0.01, momentum=0.9, weight_decay=1e-5,
+      lr_boundaries=(10 / 36, 20 / 36, 30 / 36), lr_decay=0.1,
+      target_dims=2048 if scale == "cpu" else 9216,
+      crop_scale=(0.35, 1.0) if scale == "cpu" else (0.08, 1.0),
+      flip=True, random_baseline=True, seed=0)
+  return c

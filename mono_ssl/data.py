@@ -1,0 +1,52 @@
+"""From a config to the pretraining data: an image bank, its augmentation and the virtual size."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from mono_ssl import datasets, images
+from mono_ssl.augment import AugmentConfig, ImageBank, check_sizes
+from mono_ssl.errors import UserInputError
+
+REGIMES = ("single", "deca", "full")
+
+
+@dataclasses.dataclass(frozen=True)
+class PretrainSource:
+  """What a pretraining run samples patches from."""
+  bank: ImageBank
+  aug: AugmentConfig
+  size: int          # number of distinct patch indices (the virtual data set size)
+  description: str
+
+
+def pretrain_source(config) -> PretrainSource:
+  """Loads the regime's images (host, once) and packs them for on-device patches.
+
+  single/deca: one or several photographs, heavy augmentation, a virtual data
+  set of `data.dataset_size` patches. full: the train split of `data.full_dataset`
+  (labels ignored), one patch index per image, the method's own crop and flip.
+  """
+  regime = config.regime
+  aug = AugmentConfig.from_config(config.aug)
+  if regime in ("single", "deca"):
+    spec = config.data.images or ("deca" if regime == "deca" else "default")
+    paths = images.resolve_image_paths(spec)
+    max_side = config.data.max_side or None
+    imgs = images.load_images(paths, max_side=max_side)
+    check_sizes(imgs, aug, [str(p) for p in paths])
+    if config.data.dataset_size < 1:
+      raise UserInputError(f"data.dataset_size={config.data.dataset_size} must be >= 1.")
+    shapes = ", ".join(f"{im.shape[1]}x{im.shape[0]}" for im in imgs)
+    return PretrainSource(ImageBank.from_images(imgs), aug, int(config.data.dataset_size),
+                          f"{regime}: {len(imgs)} image(s) [{shapes}] from {spec}, "
+                          f"{config.data.dataset_size} virtual patches")
+  if regime == "full":
+    ds = datasets.load_split(config.data.full_dataset, "train", config.data.data_dir or None)
+    if ds.images.shape[1] != ds.images.shape[2]:
+      raise UserInputError(f"{ds.name} images are {ds.images.shape[2]}x{ds.images.shape[1]}: "
+                           "the full regime needs square images.")
+    return PretrainSource(ImageBank.from_images_array(np.asarray(ds.images)), aug, len(ds),
+                          f"full: {len(ds)} images of {ds.name} (labels unused)")
+  raise UserInputError(f"regime={regime!r} is not one of {REGIMES}.")

@@ -1,0 +1,1 @@
+"""Self-supervised methods; each exposes a pure train step."""

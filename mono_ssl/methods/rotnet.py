@@ -1,0 +1,56 @@
+"""RotNet (Gidaris et al. 2018): predict which of 0/90/180/270 degrees a patch was rotated by."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from mono_ssl.train_state import TrainState, normalise
+
+NUM_ROTATIONS = 4
+
+
+def rotate_batch(images: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """(B, H, W, C) square images -> (4B, H, W, C) in four rotations and labels 0..3.
+
+  The four rotations of a patch sit next to each other, so a batch sharded
+  over devices keeps each patch's rotations on the device that made it.
+  """
+  b = images.shape[0]
+  rots = jnp.stack([jnp.rot90(images, k, axes=(1, 2)) for k in range(NUM_ROTATIONS)], axis=1)
+  labels = jnp.tile(jnp.arange(NUM_ROTATIONS, dtype=jnp.int32), b)
+  return rots.reshape((b * NUM_ROTATIONS,) + images.shape[1:]), labels
+
+
+def make_train_step(axis_name: Any = None) -> Callable:
+  """The pure RotNet step `(state, images, key) -> (state, metrics)`.
+
+  images: float (B, H, W, 3) in [0, 1]. With `axis_name`, gradients, metrics
+  and BatchNorm statistics are averaged over that `jax.pmap` axis (the state's
+  apply_fn must then come from a model built with bn_axis_name=axis_name);
+  without it, run it under `jax.jit` with the batch sharded over a mesh.
+  """
+
+  def step(state: TrainState, images: jax.Array, key: jax.Array):
+    x, labels = rotate_batch(normalise(images))
+
+    def loss_fn(params):
+      (logits, _), updates = state.apply_fn(
+          {"params": params, "batch_stats": state.batch_stats}, x, train=True,
+          mutable=["batch_stats"], rngs={"dropout": key})
+      loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+      return loss, (logits, updates["batch_stats"])
+
+    (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    accuracy = jnp.mean(jnp.argmax(logits, -1) == labels)
+    if axis_name is not None:
+      grads, loss, accuracy = jax.lax.pmean((grads, loss, accuracy), axis_name)
+    updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
+                              opt_state=opt_state)
+    return new_state, {"loss": loss, "accuracy": accuracy}
+
+  return step

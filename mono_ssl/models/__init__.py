@@ -1,0 +1,1 @@
+"""Networks: the AlexNet-BN trunk every probe reads."""

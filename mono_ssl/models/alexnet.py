@@ -1,0 +1,111 @@
+"""AlexNet with BatchNorm, returning its logits and the post-ReLU features conv1..conv5.
+
+Two scales share one definition (`ConvSpec` lists):
+- paper: the "big" AlexNet of the authors' probe code, 96-256-384-384-256, 224 px input;
+- cpu:   a narrow AlexNet-BN for 32-64 px inputs (see `CPU_CONVS`), so that
+         pretraining plus probes fit in minutes on a 2-core CPU.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+LAYER_NAMES = ("conv1", "conv2", "conv3", "conv4", "conv5")
+
+
+@dataclasses.dataclass(frozen=True)
+class ConvSpec:
+  """One conv layer: filters, square kernel, stride, zero padding, max-pool after it."""
+  filters: int
+  kernel: int
+  stride: int
+  pad: int
+  pool: bool
+
+
+# (filters, kernel, stride, pad, pool): the authors' "big" AlexNet.
+PAPER_CONVS = (
+    ConvSpec(96, 11, 4, 2, True),
+    ConvSpec(256, 5, 1, 2, True),
+    ConvSpec(384, 3, 1, 1, False),
+    ConvSpec(384, 3, 1, 1, False),
+    ConvSpec(256, 3, 1, 1, True),
+)
+
+# CPU scale: the same five-conv/three-pool shape at a third of the paper's
+# widths, for 32-64 px inputs. conv1 is 5x5 stride 2 (AlexNet's is 11x11
+# stride 4 at 224 px): stride 1 measured 4.6x slower per step on this CPU.
+CPU_CONVS = (
+    ConvSpec(32, 5, 2, 2, True),
+    ConvSpec(64, 5, 1, 2, True),
+    ConvSpec(96, 3, 1, 1, False),
+    ConvSpec(96, 3, 1, 1, False),
+    ConvSpec(64, 3, 1, 1, True),
+)
+
+
+def conv_specs(scale: str, width_mult: float = 1.0) -> tuple[ConvSpec, ...]:
+  """The conv stack of a scale ('cpu' or 'paper'), widths multiplied by width_mult."""
+  base = {"cpu": CPU_CONVS, "paper": PAPER_CONVS}[scale]
+  return tuple(dataclasses.replace(c, filters=max(1, int(round(c.filters * width_mult))))
+               for c in base)
+
+
+def _conv_init(kernel: int, filters: int):
+  # The authors' init: N(0, sqrt(2 / (k^2 * C_out))).
+  std = float(np.sqrt(2.0 / (kernel * kernel * filters)))
+  return nn.initializers.normal(stddev=std)
+
+
+class AlexNet(nn.Module):
+  """AlexNet-BN. `__call__(x, train, head)` -> (logits, {"conv1": ..., ..., "conv5": ...}).
+
+  Features are post-ReLU and, for conv1/conv2, before their max-pool (the
+  probes' taps). Input: float NHWC, already normalised.
+  `bn_axis_name` averages BatchNorm statistics over a `jax.pmap` axis; under
+  `jax.jit` with a sharded batch the statistics are global without it.
+  """
+  convs: Sequence[ConvSpec] = CPU_CONVS
+  hidden: Sequence[int] = (512, 512)
+  num_classes: int = 4
+  dropout: float = 0.0
+  bn_axis_name: Any = None
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = False, head: bool = True):
+    # head=False stops after conv5 (logits None): the probes need only the
+    # features, at any input size, and skip the head's cost.
+    feats = {}
+    x = x.astype(self.dtype)
+    for name, c in zip(LAYER_NAMES, self.convs):
+      x = nn.Conv(c.filters, (c.kernel, c.kernel), strides=(c.stride, c.stride),
+                  padding=((c.pad, c.pad), (c.pad, c.pad)), use_bias=False,
+                  kernel_init=_conv_init(c.kernel, c.filters), dtype=self.dtype,
+                  name=name)(x)
+      x = nn.BatchNorm(use_running_average=not train, momentum=0.9,
+                       axis_name=self.bn_axis_name, dtype=self.dtype,
+                       name=f"{name}_bn")(x)
+      x = nn.relu(x)
+      feats[name] = x
+      if c.pool:
+        x = nn.max_pool(x, (3, 3), strides=(2, 2), padding="VALID")
+    if not head:
+      return None, feats
+    x = x.reshape((x.shape[0], -1))
+    for i, width in enumerate(self.hidden):
+      x = nn.Dense(width, use_bias=False,
+                   kernel_init=nn.initializers.normal(0.01), name=f"fc{i + 6}")(x)
+      x = nn.BatchNorm(use_running_average=not train, momentum=0.9,
+                       axis_name=self.bn_axis_name, name=f"fc{i + 6}_bn")(x)
+      x = nn.relu(x)
+      if self.dropout:
+        x = nn.Dropout(self.dropout, deterministic=not train)(x)
+    logits = nn.Dense(self.num_classes, kernel_init=nn.initializers.normal(0.01),
+                      name="classifier")(x)
+    return logits.astype(jnp.float32), feats

@@ -1,0 +1,269 @@
+"""Pretraining loop and `train_and_evaluate(config, workdir)`: pretrain -> probe -> results.
+
+The loop follows big_vision's train.py: the state is built already sharded
+(`jax.eval_shape` -> shardings -> `jax.jit(init, out_shardings=...)`), one
+jitted and donated pure update per step, per-step keys from
+`fold_in(seed, step)` (so a resumed run is bit-identical), a NaN guard, JSON-
+lines metrics and `config.json` in the workdir.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mono_ssl import datasets, report
+from mono_ssl import sharding as shd
+from mono_ssl.augment import PatchGenerator
+from mono_ssl.checkpoint import Checkpointer
+from mono_ssl.data import pretrain_source
+from mono_ssl.errors import TrainingDiverged, UserInputError
+from mono_ssl.methods import rotnet
+from mono_ssl.models.alexnet import LAYER_NAMES, AlexNet, conv_specs
+from mono_ssl.probe import ProbeConfig, run_linear_probes
+from mono_ssl.train_state import TrainState, sgd, sgd_schedule
+
+METHODS = {"rotnet": rotnet}
+
+# Config fields a resumed run may change without invalidating its checkpoints.
+RESUMABLE_FIELDS = ("train.log_every", "train.ckpt_every", "workdir")
+
+
+def build_model(config) -> AlexNet:
+  """The AlexNet-BN trunk of the config's scale, with the method's output layer."""
+  m = config.model
+  num_classes = {"rotnet": rotnet.NUM_ROTATIONS}[config.method]
+  return AlexNet(convs=conv_specs(config.scale, m.width_mult), hidden=tuple(m.hidden),
+                 num_classes=num_classes, dropout=m.dropout)
+
+
+def create_train_state(model: AlexNet, tx, image_size: int, key: jax.Array, mesh) -> TrainState:
+  """Initialises the state directly with replicated shardings on the mesh."""
+
+  def init(key):
+    variables = model.init({"params": key}, jnp.zeros((2, image_size, image_size, 3)), train=False)
+    return TrainState(step=jnp.int32(0), params=variables["params"],
+                      batch_stats=variables["batch_stats"], opt_state=tx.init(variables["params"]),
+                      apply_fn=model.apply, tx=tx)
+
+  abstract = jax.eval_shape(init, key)
+  if any(0 in x.shape for x in jax.tree.leaves(abstract.params)):
+    raise UserInputError(f"aug.out_size={image_size} px is too small for this AlexNet: its last "
+                         "max-pool leaves nothing; use larger patches (32 px at scale=cpu).")
+  shardings = jax.tree.map(lambda _: shd.replicated(mesh), abstract)
+  return jax.jit(init, out_shardings=shardings)(key)
+
+
+def _flat(d, prefix="") -> dict:
+  out = {}
+  for k, v in d.items():
+    name = f"{prefix}{k}"
+    if isinstance(v, dict):
+      out.update(_flat(v, name + "."))
+    else:
+      out[name] = v
+  return out
+
+
+def check_workdir(config, workdir: Path) -> None:
+  """Refuses a workdir that is unwritable, (nearly) full, or holds another experiment."""
+  try:
+    workdir.mkdir(parents=True, exist_ok=True)
+    probe = workdir / ".write_test"
+    probe.write_text("ok")
+    probe.unlink()
+  except OSError as e:
+    raise UserInputError(f"workdir {workdir} is not writable ({e.strerror}); "
+                         "pass a --workdir you can write to.") from None
+  free = shutil.disk_usage(workdir).free
+  if free < 64 * 2**20:
+    raise UserInputError(f"only {free / 2**20:.0f} MiB free under {workdir}; "
+                         "free some disk space or pass another --workdir.")
+  saved = workdir / "config.json"
+  current = json.loads(config.to_json())
+  if saved.exists():
+    try:
+      old = json.loads(saved.read_text())
+    except json.JSONDecodeError:
+      raise UserInputError(f"{saved} is not valid JSON; fix or delete it, or use a new --workdir.") from None
+    a, b = _flat(old), _flat(current)
+    differ = sorted(k for k in set(a) | set(b)
+                    if a.get(k) != b.get(k) and not k.startswith(RESUMABLE_FIELDS))
+    if differ:
+      shown = ", ".join(f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in differ[:6])
+      raise UserInputError(
+          f"workdir {workdir} holds another experiment (differs in {shown}"
+          f"{' ...' if len(differ) > 6 else ''}); use a new --workdir, or the config it was made with.")
+  report.write_json(saved, current)
+
+
+class MetricsWriter:
+  """Appends JSON lines; on resume drops lines from steps past the checkpoint."""
+
+  def __init__(self, path: Path, resume_step: int):
+    self.path = path
+    if path.exists():
+      kept = [l for l in path.read_text().splitlines()
+              if l.strip() and json.loads(l).get("step", 0) <= resume_step]
+      path.write_text("".join(l + "\n" for l in kept))
+
+  def write(self, record: dict) -> None:
+    with self.path.open("a") as f:
+      f.write(json.dumps(record) + "\n")
+
+
+def _fmt_time(s: float) -> str:
+  s = int(max(s, 0))
+  return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
+
+
+def pretrain(config, workdir: Path, mesh=None, log: Callable[[str], None] = print
+             ) -> tuple[TrainState, TrainState, dict]:
+  """Runs (or resumes, or skips if finished) pretraining. Returns (trained, initial, info)."""
+  mesh = mesh or shd.make_mesh()
+  tc = config.train
+  shd.check_batch_size(tc.batch_size, mesh, "train.batch_size")
+  if tc.num_steps < 0:
+    raise UserInputError(f"train.num_steps={tc.num_steps} must be >= 0.")
+  repl, bsh = shd.replicated(mesh), shd.batch_sharded(mesh)
+  source = pretrain_source(config)
+  log(f"data: {source.description}")
+  model = build_model(config)
+  total = int(tc.num_steps)
+  schedule = sgd_schedule(tc.lr, max(total, 1), tuple(tc.lr_boundaries), tc.lr_decay)
+  tx = sgd(schedule, tc.momentum, tc.nesterov, tc.weight_decay)
+  root = jax.random.key(config.seed)
+  init_key, data_key, step_key = jax.random.split(root, 3)
+  initial = create_train_state(model, tx, source.aug.out_size, init_key, mesh)
+  # The random-init baseline is exactly the trunk pretraining starts from.
+  initial_copy = jax.tree.map(lambda x: x.copy(), initial)
+
+  ckpt = Checkpointer(workdir / "checkpoints")
+  state = initial
+  if ckpt.latest_step() is not None:
+    state = ckpt.restore(initial)
+    log(f"resumed from checkpoint at step {int(state.step)}")
+  start = int(jax.device_get(state.step))
+  metrics_file = MetricsWriter(workdir / "metrics.jsonl", start)
+
+  bank = jax.device_put(source.bank, repl)
+  generator = PatchGenerator(bank, source.aug, seed=config.seed)
+  batch = tc.batch_size
+  indices_for = jax.jit(
+      lambda t: jax.random.randint(jax.random.fold_in(data_key, t), (batch,), 0, source.size),
+      out_shardings=bsh)
+  step_fn = jax.jit(METHODS[config.method].make_train_step(), donate_argnums=0,
+                    in_shardings=(repl, bsh, repl), out_shardings=(repl, repl))
+  key_for = jax.jit(lambda t: jax.random.fold_in(step_key, t))
+
+  last_good = ckpt.latest_step()
+  t0, t_last, n_last = time.time(), time.time(), start
+  pending = None  # the previous step's metrics, checked one step late to keep dispatch async
+
+  def check(step: int, m) -> dict:
+    m = {k: float(v) for k, v in jax.device_get(m).items()}
+    if not all(np.isfinite(list(m.values()))):
+      where = f"step {last_good}" if last_good is not None else "none yet"
+      raise TrainingDiverged(
+          f"{config.method} loss became {m.get('loss')} at step {step}; training stopped. "
+          f"Last good checkpoint: {where} in {ckpt.directory}. Lower train.lr or check the data.")
+    return m
+
+  for t in range(start, total):
+    images = generator(indices_for(t))
+    state, metrics = step_fn(state, images, key_for(t))
+    if pending is not None:
+      check(*pending)
+    pending = (t + 1, metrics)
+    done = t + 1
+    if done % tc.log_every == 0 or done == total:
+      m = check(*pending)
+      now = time.time()
+      ips = (done - n_last) * batch / max(now - t_last, 1e-9)
+      eta = (total - done) * (now - t0) / max(done - start, 1)
+      record = {"step": done, **m, "lr": float(schedule(done - 1)), "images_per_s": ips,
+                "elapsed_s": now - t0}
+      metrics_file.write(record)
+      log(f"step {done}/{total} loss {m['loss']:.4f} acc {m['accuracy']:.3f} "
+          f"lr {record['lr']:.3g} {ips:.0f} img/s ETA {_fmt_time(eta)}")
+      t_last, n_last = now, done
+    if done % tc.ckpt_every == 0 or done == total:
+      check(*pending)
+      last_good = ckpt.save(state)
+  if pending is not None:
+    check(*pending)
+  if total == 0 or ckpt.latest_step() is None:
+    ckpt.save(state)
+  ckpt.close()
+  wall = time.time() - t0
+  info = {"steps": total, "resumed_from": start, "wall_s": wall,
+          "images_per_s": (total - start) * batch / wall if total > start else None}
+  return state, initial_copy, info
+
+
+def load_probe_data(config) -> tuple[datasets.LabelledImages, datasets.LabelledImages]:
+  pc = config.probe
+  data_dir = pc.data_dir or None
+  train = datasets.load_split(pc.dataset, "train", data_dir, limit_per_class=pc.limit_per_class or None)
+  test = datasets.load_split(pc.dataset, "test", data_dir)
+  if train.num_classes != test.num_classes or train.images.shape[1:] != test.images.shape[1:]:
+    raise UserInputError(f"probe data set {pc.dataset}: train and test splits disagree "
+                         f"({train.num_classes} vs {test.num_classes} classes, "
+                         f"{train.images.shape[1:]} vs {test.images.shape[1:]}).")
+  return train, test
+
+
+def probe_trunk(state: TrainState, config, train, test, mesh, log) -> dict:
+  variables = {"params": state.params, "batch_stats": state.batch_stats}
+  return run_linear_probes(state.apply_fn, variables, train, test,
+                           ProbeConfig.from_config(config.probe), mesh=mesh, log=log)
+
+
+def train_and_evaluate(config, workdir: str | os.PathLike, log: Callable[[str], None] = print) -> dict:
+  """Pretrains, probes the trained and the random-init trunk, writes probe_results.{json,md,png}."""
+  workdir = Path(workdir)
+  check_workdir(config, workdir)
+  mesh = shd.make_mesh()
+  log(f"devices: {jax.device_count()} x {jax.devices()[0].platform}; workdir {workdir}")
+  # Probe data first: a missing data set should fail before minutes of training.
+  probe_train, probe_test = load_probe_data(config)
+  trained, initial, info = pretrain(config, workdir, mesh, log)
+  results = {"method": config.method, "regime": config.regime, "scale": config.scale,
+             "probe_dataset": config.probe.dataset, "pretrain": info, "layers": list(LAYER_NAMES)}
+  arms = [("trained", trained)] + ([("random", initial)] if config.probe.random_baseline else [])
+  for name, st in arms:
+    cached = workdir / f"probe_{name}.json"
+    if cached.exists():
+      results[name] = json.loads(cached.read_text())
+      log(f"probes of the {name} trunk: already done, read from {cached.name}")
+      continue
+    log(f"probing the {name} trunk on {probe_train.name} ({len(probe_train)} train / "
+        f"{len(probe_test)} test)")
+    t0 = time.time()
+    results[name] = probe_trunk(st, config, probe_train, probe_test, mesh, log)
+    results[name + "_probe_wall_s"] = time.time() - t0
+    report.write_json(cached, results[name])
+  write_results(workdir, results, config)
+  return results
+
+
+def write_results(workdir: Path, results: dict, config) -> None:
+  layers = [l for l in LAYER_NAMES if l in results["trained"]]
+  rows = {f"{config.method} ({config.regime})": results["trained"]}
+  if "random" in results:
+    rows["random init"] = results["random"]
+  report.write_json(workdir / "probe_results.json", results)
+  title = (f"{config.method}, regime {config.regime}, scale {config.scale}: "
+           f"linear probes on {config.probe.dataset}")
+  md = [f"# {title}\n", "Top-1 accuracy (%)\n", report.markdown_table(rows, layers, "top1"),
+        "\nTop-5 accuracy (%)\n", report.markdown_table(rows, layers, "top5")]
+  (workdir / "probe_results.md").write_text("\n".join(md))
+  report.plot_layers(workdir / "probe_results.png", rows, layers, title)
+  print("\n" + md[2])

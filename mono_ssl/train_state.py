@@ -1,0 +1,52 @@
+"""The training state shared by every method: a pytree with the model and optimiser as static fields."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import optax
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@flax.struct.dataclass
+class TrainState:
+  """step, params, batch_stats, opt_state (arrays) + apply_fn and tx (static)."""
+  step: jax.Array
+  params: Any
+  batch_stats: Any
+  opt_state: Any
+  apply_fn: Callable = flax.struct.field(pytree_node=False)
+  tx: optax.GradientTransformation = flax.struct.field(pytree_node=False)
+
+  def arrays(self) -> dict:
+    """The part that goes into a checkpoint."""
+    return {"step": self.step, "params": self.params, "batch_stats": self.batch_stats,
+            "opt_state": self.opt_state}
+
+  def replace_arrays(self, arrays: dict) -> "TrainState":
+    return self.replace(**arrays)
+
+
+def normalise(images: jax.Array) -> jax.Array:
+  """[0, 1] RGB -> ImageNet mean/std, the input every trunk sees."""
+  mean = jnp.asarray(IMAGENET_MEAN, images.dtype)
+  std = jnp.asarray(IMAGENET_STD, images.dtype)
+  return (images - mean) / std
+
+
+def sgd_schedule(lr: float, total_steps: int, boundaries: tuple[float, ...],
+                 decay: float) -> optax.Schedule:
+  """Step-wise schedule: lr, divided by 1/decay at each fraction of total_steps."""
+  marks = {max(1, int(round(b * total_steps))): decay for b in boundaries}
+  return optax.piecewise_constant_schedule(lr, marks)
+
+
+def sgd(lr_schedule: optax.Schedule, momentum: float, nesterov: bool,
+        weight_decay: float) -> optax.GradientTransformation:
+  """PyTorch-style SGD: weight decay added to the gradient before momentum."""
+  return optax.chain(optax.add_decayed_weights(weight_decay),
+                     optax.sgd(lr_schedule, momentum=momentum, nesterov=nesterov))

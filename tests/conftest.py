@@ -1,0 +1,65 @@
+"""Test setup: four fake CPU devices, so every test exercises the sharded (data-parallel) path."""
+import os
+import sys
+from pathlib import Path
+
+import jax
+
+# Must happen before any JAX backend is initialised.
+jax.config.update("jax_num_cpu_devices", 4)
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # configs/ is not a package: tests load it by path
+
+import pytest  # noqa: E402
+
+from mono_ssl import config_lib, paths  # noqa: E402
+
+
+def load_config_file(name: str, arg: str | None = None):
+  """Imports configs/<name>.py and calls get_config(arg), as ml_collections' flag does."""
+  import importlib.util
+  spec = importlib.util.spec_from_file_location(f"cfg_{name}", REPO / "configs" / f"{name}.py")
+  mod = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(mod)
+  return mod.get_config(arg)
+
+
+def tiny_config(**overrides):
+  """Single-image RotNet small enough for a test: 32 px patches, a quarter-width AlexNet."""
+  c = config_lib.base_config("rotnet", "single", "cpu")
+  c.data.images = "default"
+  c.data.max_side = 512
+  c.model.width_mult = 0.25
+  c.model.hidden = (32, 32)
+  c.train.batch_size = 8
+  c.train.num_steps = 6
+  c.train.log_every = 2
+  c.train.ckpt_every = 3
+  c.probe.dataset = "bundled_cifar10"
+  c.probe.limit_per_class = 20
+  c.probe.epochs = 1
+  c.probe.batch_size = 20
+  c.probe.eval_batch_size = 100
+  c.probe.target_dims = 256
+  for k, v in overrides.items():
+    node = c
+    *parents, leaf = k.split(".")
+    for p in parents:
+      node = node[p]
+    node[leaf] = v
+  c.lock()
+  return c
+
+
+@pytest.fixture
+def shared_dir():
+  """The ../shared folder, or a skip with the reason when it is absent."""
+  d = paths.shared_dir()
+  if d is None:
+    pytest.skip("../shared is absent (set MONO_SSL_SHARED): real-data test skipped")
+  return d
+
+
+def pytest_report_header(config):
+  return f"jax {jax.__version__}, {jax.device_count()} devices ({os.cpu_count()} CPU cores)"

@@ -1,0 +1,92 @@
+"""End to end on a tiny config: pretrain -> checkpoint -> probe, outputs, exact resume, NaN guard."""
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from conftest import tiny_config
+from mono_ssl import train
+from mono_ssl.errors import TrainingDiverged, UserInputError
+
+
+def _params(workdir, config):
+  state, _, _ = train.pretrain(config, workdir, log=lambda s: None)
+  return jax.device_get(state.params)
+
+
+def test_pretrain_checkpoint_probe_writes_every_output(tmp_path):
+  config = tiny_config()
+  results = train.train_and_evaluate(config, tmp_path, log=lambda s: None)
+  for name in ("probe_results.json", "probe_results.md", "probe_results.png", "metrics.jsonl",
+               "config.json", "probe_trained.json", "probe_random.json"):
+    assert (tmp_path / name).stat().st_size > 0, name
+  saved = json.loads((tmp_path / "probe_results.json").read_text())
+  for arm in ("trained", "random"):
+    assert set(saved[arm]) == {"conv1", "conv2", "conv3", "conv4", "conv5"}
+    assert all(0 <= v["top1"] <= v["top5"] <= 100 for v in saved[arm].values())
+  assert saved["trained"] == results["trained"]
+  assert saved["trained"] != saved["random"]  # the trunks differ, so do their probes
+  steps = [json.loads(l)["step"] for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  assert steps == [2, 4, 6]
+  assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()) == ["3", "6"]
+  assert "| rotnet (single) |" in (tmp_path / "probe_results.md").read_text()
+  # A second run finds everything done: no training, same numbers, read from disk.
+  logs = []
+  again = train.train_and_evaluate(config, tmp_path, log=logs.append)
+  assert again["trained"] == results["trained"]
+  assert any("already done" in l for l in logs)
+
+
+class _Interrupt(Exception):
+  pass
+
+
+def test_interrupted_run_resumes_to_the_same_parameters(tmp_path):
+  config = tiny_config(**{"train.log_every": 1, "train.num_steps": 7})
+  uninterrupted = _params(tmp_path / "a", config)
+
+  def die_at_step_5(line):
+    if line.startswith("step 5/"):
+      raise _Interrupt  # after the step-3 checkpoint, before the step-6 one
+
+  (tmp_path / "b").mkdir()
+  with pytest.raises(_Interrupt):
+    train.pretrain(config, tmp_path / "b", log=die_at_step_5)
+  logs = []
+  state, _, info = train.pretrain(config, tmp_path / "b", log=logs.append)
+  assert info["resumed_from"] == 3 and any("resumed from checkpoint at step 3" in l for l in logs)
+  for a, b in zip(jax.tree.leaves(uninterrupted), jax.tree.leaves(jax.device_get(state.params))):
+    np.testing.assert_array_equal(a, b)
+  steps = [json.loads(l)["step"] for l in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
+  assert steps == list(range(1, 8))  # no duplicate lines from the interrupted part
+
+
+def test_nan_guard_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
+  config = tiny_config(**{"train.lr": 1e30, "train.num_steps": 8, "train.ckpt_every": 1,
+                          "train.log_every": 100})
+  with pytest.raises(TrainingDiverged, match=r"at step \d+.*Last good checkpoint: step \d+"):
+    train.pretrain(config, tmp_path, log=lambda s: None)
+  steps = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
+  assert steps, "the steps before divergence were checkpointed"
+  # Every kept checkpoint is finite.
+  from mono_ssl.checkpoint import Checkpointer
+  mesh_state, _, _ = None, None, None
+  ckpt = Checkpointer(tmp_path / "checkpoints")
+  model = train.build_model(config)
+  from mono_ssl.train_state import sgd, sgd_schedule
+  from mono_ssl import sharding as shd
+  tx = sgd(sgd_schedule(0.1, 8, (0.5,), 0.1), 0.9, True, 0.0)
+  state = train.create_train_state(model, tx, config.aug.out_size, jax.random.key(0), shd.make_mesh())
+  restored = ckpt.restore(state, steps[-1])
+  assert all(np.isfinite(x).all() for x in jax.tree.leaves(jax.device_get(restored.params)))
+
+
+def test_workdir_of_another_experiment_is_refused_and_left_intact(tmp_path):
+  train.pretrain(tiny_config(), tmp_path, log=lambda s: None)
+  train.check_workdir(tiny_config(), tmp_path)  # same config: fine
+  before = (tmp_path / "config.json").read_text()
+  with pytest.raises(UserInputError, match="another experiment.*model.width_mult"):
+    train.check_workdir(tiny_config(**{"model.width_mult": 0.5}), tmp_path)
+  assert (tmp_path / "config.json").read_text() == before
+  assert (tmp_path / "checkpoints" / "6").exists()
