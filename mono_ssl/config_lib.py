@@ -73,6 +73,9 @@ def base_config(method: str, regime: str, scale: str) -> ml_collections.ConfigDi
   c.regime = regime
   c.scale = scale
   c.seed = 0
+  # Multi-host: enabled=True calls jax.distributed.initialize (TPU pods/SLURM: auto-detected).
+  c.distributed = dict(enabled=False, coordinator_address="", num_processes=0, process_id=-1)
+  c.init_from = ""  # a workdir of an earlier run to start from (with train.num_steps=0: probe only)
   c.data = dict(
       images="",              # '' = the regime's default: bundled image / deca folder
       max_side=2048 if scale == "cpu" else 0,  # 0 = full resolution
@@ -89,7 +92,8 @@ def base_config(method: str, regime: str, scale: str) -> ml_collections.ConfigDi
       momentum=0.9, nesterov=True, weight_decay=5e-4,
       # RotNet's schedule: /10 after 15, 30 and 45 of 50 epochs.
       lr_boundaries=(0.3, 0.6, 0.9), lr_decay=0.1,
-      log_every=50, ckpt_every=500)
+      log_every=50, ckpt_every=500,
+      sample_every=500)       # methods with image outputs (BiGAN's sample grids)
   c.probe = dict(
       dataset="cifar10" if scale == "cpu" else "tfds:imagenet2012",
       data_dir="",
@@ -103,3 +107,33 @@ def base_config(method: str, regime: str, scale: str) -> ml_collections.ConfigDi
       crop_scale=(0.35, 1.0) if scale == "cpu" else (0.08, 1.0),
       flip=True, random_baseline=True, seed=0)
   return c
+
+
+def bigan_fields(config: ml_collections.ConfigDict, scale: str) -> ml_collections.ConfigDict:
+  """Adds `config.bigan` and sets the train block to BiGAN's Adam recipe (in place; returns config).
+
+  Donahue et al.'s ImageNet BiGAN: z ~ U(-1, 1)^200, batch 128, Adam lr 2e-4,
+  beta1 0.5, L2 weight decay 2.5e-5, G/D at 64 px, 50 epochs at a constant
+  lr then 50 decaying to 1% (here: /10 after 50% and again after 75%).
+  `train.lr` is both optimisers' Adam rate (D's times `d_lr_mult`), so the
+  loop's logged lr is the real one.
+  """
+  cpu = scale == "cpu"
+  config.bigan = dict(
+      latent_dim=64 if cpu else 200,
+      prior="uniform",              # uniform | normal
+      gen_size=32 if cpu else 64,   # G's output side and D's input side (<= aug.out_size)
+      gen_width=32 if cpu else 64,  # G's last hidden width, doubled per earlier stage
+      disc_width=32 if cpu else 64,  # D's first conv width, doubled per stage
+      disc_z_hidden=256 if cpu else 1024,
+      disc_joint_hidden=512 if cpu else 1024,
+      disc_dropout=0.2,
+      d_lr_mult=1.0,
+      b1=0.5, b2=0.999)
+  config.train.update(dict(
+      batch_size=128,
+      num_steps=2000 if cpu else 100 * PAPER_DATASET_SIZE // 128,
+      lr=2e-4,
+      lr_boundaries=() if cpu else (0.5, 0.75), lr_decay=0.1,
+      weight_decay=2.5e-5))
+  return config

@@ -31,6 +31,12 @@ def main(argv) -> int:
     print(f"error: {_one_line(str(e).splitlines()[-1])} (the --config file; run from the "
           "repository root or give its full path)", file=sys.stderr)
     return 2
+  from mono_ssl import sharding
+  try:
+    sharding.initialize_distributed(_CONFIG.value.distributed)
+  except UserInputError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
   if _WORKDIR.value is None:
     print("error: --workdir is required (a folder for checkpoints and results).", file=sys.stderr)
     return 2

@@ -10,9 +10,8 @@ step-wise learning rate.
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import flax.linen as nn
 import jax
@@ -122,9 +121,14 @@ def make_probe_step(trunk_apply: Callable, heads: ProbeHeads, axis_name: Any = N
 
 
 def make_eval_step(trunk_apply: Callable, heads: ProbeHeads) -> Callable:
-  """`(heads_vars, trunk_vars, images, labels, mask) -> {layer: (top1 count, top5 count)}`."""
+  """`(heads_vars, trunk_vars, images, labels, mask) -> {layer: (top1 count, top5 count)}`.
+
+  images: uint8 (converted on device) or float in [0, 1].
+  """
 
   def evaluate(heads_vars, trunk_vars, images, labels, mask):
+    if images.dtype == jnp.uint8:
+      images = images.astype(jnp.float32) / 255.0
     _, feats = trunk_apply(trunk_vars, normalise(images), train=False, head=False)
     logits = heads.apply(heads_vars, feats, train=False)
     out = {}
@@ -137,10 +141,6 @@ def make_eval_step(trunk_apply: Callable, heads: ProbeHeads) -> Callable:
     return out
 
   return evaluate
-
-
-def _as_float(images_u8: jax.Array) -> jax.Array:
-  return images_u8.astype(jnp.float32) / 255.0
 
 
 def run_linear_probes(trunk_apply: Callable, trunk_vars: Any, train: LabelledImages,
@@ -161,7 +161,7 @@ def run_linear_probes(trunk_apply: Callable, trunk_vars: Any, train: LabelledIma
     from mono_ssl.errors import UserInputError
     raise UserInputError(f"probe.batch_size={cfg.batch_size} exceeds the {n_train} training "
                          f"images of {train.name}; lower probe.batch_size.")
-  trunk_vars = jax.device_put(trunk_vars, repl)
+  trunk_vars = jax.device_put(trunk_vars, repl)  # already global arrays: a no-op or a reshard
 
   # Pool sizes come from the feature shapes at the probe's input size.
   feat_shapes = jax.eval_shape(lambda v, x: trunk_apply(v, x, train=False, head=False)[1], trunk_vars,
@@ -186,8 +186,8 @@ def run_linear_probes(trunk_apply: Callable, trunk_vars: Any, train: LabelledIma
   aug = AugmentConfig(out_size=size, patch_size=size, initial_crop=False, rrc=False, affine=False,
                       method_crop=True, method_crop_scale=cfg.crop_scale, flip=cfg.flip,
                       jitter_prob=0.0, antialias=False)
-  bank = jax.device_put(ImageBank.from_images_array(train.images), repl)
-  labels_dev = jax.device_put(jnp.asarray(train.labels, jnp.int32), repl)
+  bank = shd.to_global(ImageBank.from_images_array(train.images), repl)
+  labels_dev = shd.to_global(np.asarray(train.labels, np.int32), repl)
   aug_key = jax.random.key(cfg.seed + 1)
   crop = jax.jit(lambda b, lab, idx: (sample_geometry(b, aug, aug_key, idx), lab[idx % n_train]),
                  out_shardings=(bsh, bsh))
@@ -200,7 +200,7 @@ def run_linear_probes(trunk_apply: Callable, trunk_vars: Any, train: LabelledIma
     perm = rng.permutation(n_train)[:steps_per_epoch * cfg.batch_size]
     perm = perm.reshape(steps_per_epoch, cfg.batch_size)
     for s in range(steps_per_epoch):
-      idx = jax.device_put(perm[s].astype(np.int64) + epoch * n_train, bsh)
+      idx = shd.to_global((perm[s] + epoch * n_train).astype(np.int32), bsh)
       images, labels = crop(bank, labels_dev, idx)
       state, metrics = step(state, trunk_vars, images, labels, jax.random.key(0))
     m = jax.device_get(metrics)
@@ -233,7 +233,8 @@ def evaluate_probes(trunk_apply, trunk_vars, heads, heads_vars, test: LabelledIm
       imgs = np.concatenate([imgs, np.zeros((pad,) + imgs.shape[1:], imgs.dtype)])
       labs = np.concatenate([labs, np.zeros(pad, np.int32)])
       mask = np.concatenate([mask, np.zeros(pad, bool)])
-    out = evaluate(heads_vars, trunk_vars, _as_float(jnp.asarray(imgs)), labs, mask)
+    imgs, labs, mask = shd.to_global((imgs, labs, mask), bsh)
+    out = evaluate(heads_vars, trunk_vars, imgs, labs, mask)
     for name, (t1, t5) in jax.device_get(out).items():
       counts[name] += (int(t1), int(t5))
   return {name: {"top1": 100.0 * c[0] / n, "top5": 100.0 * c[1] / n} for name, c in counts.items()}

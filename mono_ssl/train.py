@@ -25,40 +25,28 @@ from mono_ssl.augment import PatchGenerator
 from mono_ssl.checkpoint import Checkpointer
 from mono_ssl.data import pretrain_source
 from mono_ssl.errors import TrainingDiverged, UserInputError
-from mono_ssl.methods import rotnet
-from mono_ssl.models.alexnet import LAYER_NAMES, AlexNet, conv_specs
+from mono_ssl.methods import bigan, rotnet
+from mono_ssl.models.alexnet import LAYER_NAMES
 from mono_ssl.probe import ProbeConfig, run_linear_probes
-from mono_ssl.train_state import TrainState, sgd, sgd_schedule
+from mono_ssl.train_state import sgd_from_config
 
-METHODS = {"rotnet": rotnet}
+METHODS = {"rotnet": rotnet, "bigan": bigan}
 
 # Config fields a resumed run may change without invalidating its checkpoints.
-RESUMABLE_FIELDS = ("train.log_every", "train.ckpt_every", "workdir")
+RESUMABLE_FIELDS = ("train.log_every", "train.ckpt_every", "workdir", "train.sample_every",
+                    "distributed.")
 
 
-def build_model(config) -> AlexNet:
-  """The AlexNet-BN trunk of the config's scale, with the method's output layer."""
-  m = config.model
-  num_classes = {"rotnet": rotnet.NUM_ROTATIONS}[config.method]
-  return AlexNet(convs=conv_specs(config.scale, m.width_mult), hidden=tuple(m.hidden),
-                 num_classes=num_classes, dropout=m.dropout)
+def method_module(config):
+  """The module implementing config.method: create_state, make_train_step, trunk (see methods/)."""
+  if config.method not in METHODS:
+    raise UserInputError(f"method={config.method!r} is not one of {', '.join(METHODS)}.")
+  return METHODS[config.method]
 
 
-def create_train_state(model: AlexNet, tx, image_size: int, key: jax.Array, mesh) -> TrainState:
-  """Initialises the state directly with replicated shardings on the mesh."""
-
-  def init(key):
-    variables = model.init({"params": key}, jnp.zeros((2, image_size, image_size, 3)), train=False)
-    return TrainState(step=jnp.int32(0), params=variables["params"],
-                      batch_stats=variables["batch_stats"], opt_state=tx.init(variables["params"]),
-                      apply_fn=model.apply, tx=tx)
-
-  abstract = jax.eval_shape(init, key)
-  if any(0 in x.shape for x in jax.tree.leaves(abstract.params)):
-    raise UserInputError(f"aug.out_size={image_size} px is too small for this AlexNet: its last "
-                         "max-pool leaves nothing; use larger patches (32 px at scale=cpu).")
-  shardings = jax.tree.map(lambda _: shd.replicated(mesh), abstract)
-  return jax.jit(init, out_shardings=shardings)(key)
+def build_model(config):
+  """The network config.method trains (for RotNet: AlexNet-BN with a 4-way head)."""
+  return method_module(config).build_model(config)
 
 
 def _flat(d, prefix="") -> dict:
@@ -101,7 +89,8 @@ def check_workdir(config, workdir: Path) -> None:
       raise UserInputError(
           f"workdir {workdir} holds another experiment (differs in {shown}"
           f"{' ...' if len(differ) > 6 else ''}); use a new --workdir, or the config it was made with.")
-  report.write_json(saved, current)
+  if shd.is_chief():
+    report.write_json(saved, current)
 
 
 class MetricsWriter:
@@ -109,12 +98,15 @@ class MetricsWriter:
 
   def __init__(self, path: Path, resume_step: int):
     self.path = path
-    if path.exists():
+    self.enabled = shd.is_chief()  # one metrics file per run, not per process
+    if self.enabled and path.exists():
       kept = [l for l in path.read_text().splitlines()
               if l.strip() and json.loads(l).get("step", 0) <= resume_step]
       path.write_text("".join(l + "\n" for l in kept))
 
   def write(self, record: dict) -> None:
+    if not self.enabled:
+      return
     with self.path.open("a") as f:
       f.write(json.dumps(record) + "\n")
 
@@ -124,25 +116,48 @@ def _fmt_time(s: float) -> str:
   return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
 
 
+def _restore_init_from(config, state, log):
+  """Loads the latest checkpoint of another run (`config.init_from`) into `state`."""
+  path = Path(config.init_from)
+  ckpt_dir = path / "checkpoints" if (path / "checkpoints").is_dir() else path
+  if not ckpt_dir.is_dir():
+    raise UserInputError(f"init_from={config.init_from!r}: no such folder; give the workdir "
+                         "(or its checkpoints/ folder) of an earlier run of the same method.")
+  source = Checkpointer(ckpt_dir)
+  if source.latest_step() is None:
+    raise UserInputError(f"init_from={config.init_from!r}: no checkpoint in {ckpt_dir}.")
+  try:
+    state = source.restore(state)
+  except UserInputError as e:
+    raise UserInputError(f"init_from={config.init_from!r} does not fit this config's "
+                         f"{config.method} model (same method, scale and model fields?): {e}") from None
+  finally:
+    source.close()
+  log(f"initialised from {ckpt_dir} at step {int(jax.device_get(state.step))}")
+  return state
+
+
 def pretrain(config, workdir: Path, mesh=None, log: Callable[[str], None] = print
-             ) -> tuple[TrainState, TrainState, dict]:
-  """Runs (or resumes, or skips if finished) pretraining. Returns (trained, initial, info)."""
+             ) -> tuple[Any, Any, dict]:
+  """Runs (or resumes, or skips if finished) pretraining. Returns (trained, initial, info).
+
+  `initial` is the state pretraining started from: the random-init baseline.
+  """
   mesh = mesh or shd.make_mesh()
   tc = config.train
+  method = method_module(config)
   shd.check_batch_size(tc.batch_size, mesh, "train.batch_size")
   if tc.num_steps < 0:
     raise UserInputError(f"train.num_steps={tc.num_steps} must be >= 0.")
   repl, bsh = shd.replicated(mesh), shd.batch_sharded(mesh)
   source = pretrain_source(config)
   log(f"data: {source.description}")
-  model = build_model(config)
   total = int(tc.num_steps)
-  schedule = sgd_schedule(tc.lr, max(total, 1), tuple(tc.lr_boundaries), tc.lr_decay)
-  tx = sgd(schedule, tc.momentum, tc.nesterov, tc.weight_decay)
+  _, schedule = sgd_from_config(tc, total)
   root = jax.random.key(config.seed)
   init_key, data_key, step_key = jax.random.split(root, 3)
-  initial = create_train_state(model, tx, source.aug.out_size, init_key, mesh)
-  # The random-init baseline is exactly the trunk pretraining starts from.
+  initial = method.create_state(config, source.aug.out_size, init_key, mesh, total)
+  # Pretraining donates its state; keep an untouched copy for the baseline.
   initial_copy = jax.tree.map(lambda x: x.copy(), initial)
 
   ckpt = Checkpointer(workdir / "checkpoints")
@@ -150,18 +165,21 @@ def pretrain(config, workdir: Path, mesh=None, log: Callable[[str], None] = prin
   if ckpt.latest_step() is not None:
     state = ckpt.restore(initial)
     log(f"resumed from checkpoint at step {int(state.step)}")
+  elif config.init_from:
+    state = _restore_init_from(config, initial, log)
   start = int(jax.device_get(state.step))
   metrics_file = MetricsWriter(workdir / "metrics.jsonl", start)
 
-  bank = jax.device_put(source.bank, repl)
+  bank = shd.to_global(source.bank, repl)
   generator = PatchGenerator(bank, source.aug, seed=config.seed)
   batch = tc.batch_size
   indices_for = jax.jit(
       lambda t: jax.random.randint(jax.random.fold_in(data_key, t), (batch,), 0, source.size),
       out_shardings=bsh)
-  step_fn = jax.jit(METHODS[config.method].make_train_step(), donate_argnums=0,
+  step_fn = jax.jit(method.make_train_step(config=config), donate_argnums=0,
                     in_shardings=(repl, bsh, repl), out_shardings=(repl, repl))
   key_for = jax.jit(lambda t: jax.random.fold_in(step_key, t))
+  on_log = getattr(method, "on_log", None)  # e.g. BiGAN's sample grids
 
   last_good = ckpt.latest_step()
   t0, t_last, n_last = time.time(), time.time(), start
@@ -191,15 +209,17 @@ def pretrain(config, workdir: Path, mesh=None, log: Callable[[str], None] = prin
       record = {"step": done, **m, "lr": float(schedule(done - 1)), "images_per_s": ips,
                 "elapsed_s": now - t0}
       metrics_file.write(record)
-      log(f"step {done}/{total} loss {m['loss']:.4f} acc {m['accuracy']:.3f} "
-          f"lr {record['lr']:.3g} {ips:.0f} img/s ETA {_fmt_time(eta)}")
+      log(f"step {done}/{total} " + " ".join(f"{k} {v:.4g}" for k, v in m.items())
+          + f" lr {record['lr']:.3g} {ips:.0f} img/s ETA {_fmt_time(eta)}")
+      if on_log is not None and shd.is_chief():
+        on_log(state, images, done, workdir, config)
       t_last, n_last = now, done
     if done % tc.ckpt_every == 0 or done == total:
       check(*pending)
       last_good = ckpt.save(state)
   if pending is not None:
     check(*pending)
-  if total == 0 or ckpt.latest_step() is None:
+  if ckpt.latest_step() is None:
     ckpt.save(state)
   ckpt.close()
   wall = time.time() - t0
@@ -220,9 +240,9 @@ def load_probe_data(config) -> tuple[datasets.LabelledImages, datasets.LabelledI
   return train, test
 
 
-def probe_trunk(state: TrainState, config, train, test, mesh, log) -> dict:
-  variables = {"params": state.params, "batch_stats": state.batch_stats}
-  return run_linear_probes(state.apply_fn, variables, train, test,
+def probe_trunk(state, config, train, test, mesh, log) -> dict:
+  apply_fn, variables = method_module(config).trunk(state)
+  return run_linear_probes(apply_fn, variables, train, test,
                            ProbeConfig.from_config(config.probe), mesh=mesh, log=log)
 
 
@@ -249,8 +269,10 @@ def train_and_evaluate(config, workdir: str | os.PathLike, log: Callable[[str], 
     t0 = time.time()
     results[name] = probe_trunk(st, config, probe_train, probe_test, mesh, log)
     results[name + "_probe_wall_s"] = time.time() - t0
-    report.write_json(cached, results[name])
-  write_results(workdir, results, config)
+    if shd.is_chief():
+      report.write_json(cached, results[name])
+  if shd.is_chief():
+    write_results(workdir, results, config)
   return results
 
 

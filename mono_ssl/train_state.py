@@ -22,13 +22,6 @@ class TrainState:
   apply_fn: Callable = flax.struct.field(pytree_node=False)
   tx: optax.GradientTransformation = flax.struct.field(pytree_node=False)
 
-  def arrays(self) -> dict:
-    """The part that goes into a checkpoint."""
-    return {"step": self.step, "params": self.params, "batch_stats": self.batch_stats,
-            "opt_state": self.opt_state}
-
-  def replace_arrays(self, arrays: dict) -> "TrainState":
-    return self.replace(**arrays)
 
 
 def normalise(images: jax.Array) -> jax.Array:
@@ -50,3 +43,21 @@ def sgd(lr_schedule: optax.Schedule, momentum: float, nesterov: bool,
   """PyTorch-style SGD: weight decay added to the gradient before momentum."""
   return optax.chain(optax.add_decayed_weights(weight_decay),
                      optax.sgd(lr_schedule, momentum=momentum, nesterov=nesterov))
+
+
+def create_sharded(init_fn: Callable[[jax.Array], Any], key: jax.Array, mesh) -> Any:
+  """Runs `init_fn(key)` so that its output is born replicated over the mesh.
+
+  big_vision's recipe: `jax.eval_shape` -> shardings -> `jax.jit(init, out_shardings=...)`,
+  so no full copy is ever made on one device first.
+  """
+  from mono_ssl import sharding as shd
+  abstract = jax.eval_shape(init_fn, key)
+  shardings = jax.tree.map(lambda _: shd.replicated(mesh), abstract)
+  return jax.jit(init_fn, out_shardings=shardings)(key)
+
+
+def sgd_from_config(tc, total_steps: int) -> tuple[optax.GradientTransformation, optax.Schedule]:
+  """The SGD + step schedule of a `config.train` block, for a run of total_steps."""
+  schedule = sgd_schedule(tc.lr, max(total_steps, 1), tuple(tc.lr_boundaries), tc.lr_decay)
+  return sgd(schedule, tc.momentum, tc.nesterov, tc.weight_decay), schedule

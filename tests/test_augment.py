@@ -8,8 +8,14 @@ import pytest
 from PIL import Image
 
 from mono_ssl import images, sharding
-from mono_ssl.augment import (AugmentConfig, ImageBank, PatchGenerator, jitter_patches,
-                              patch_geometry, sample_geometry)
+from mono_ssl.augment import (
+  AugmentConfig,
+  ImageBank,
+  PatchGenerator,
+  jitter_patches,
+  patch_geometry,
+  sample_geometry,
+)
 from mono_ssl.errors import UserInputError
 
 

@@ -4,9 +4,9 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import REPO, tiny_config
 from PIL import Image
 
-from conftest import REPO, tiny_config
 from mono_ssl import train
 from mono_ssl.data import pretrain_source
 from mono_ssl.errors import UserInputError

@@ -3,8 +3,8 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import REPO, load_config_file
+
 from mono_ssl.errors import UserInputError
 
 CASES = [("quickstart", None)] + [("rotnet", f"regime={r},scale={s}")
@@ -29,6 +29,7 @@ def test_paper_scale_is_the_authors_alexnet_at_224px():
   c = load_config_file("rotnet", "regime=single,scale=paper")
   assert c.aug.out_size == 224 and c.aug.patch_size == 256
   assert [s.filters for s in build_model(c).convs] == [96, 256, 384, 384, 256]
+  assert build_model(c).hidden == (4096, 4096)
   assert build_model(c).convs == PAPER_CONVS
   assert c.data.dataset_size == 1_281_167 and c.probe.target_dims == 9216
 

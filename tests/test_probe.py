@@ -2,7 +2,6 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 
 from mono_ssl import sharding as shd
 from mono_ssl.datasets import LabelledImages

@@ -2,15 +2,12 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
-
 from conftest import tiny_config
+
 from mono_ssl import sharding as shd
 from mono_ssl.augment import PatchGenerator
 from mono_ssl.data import pretrain_source
 from mono_ssl.methods import rotnet
-from mono_ssl.train import build_model, create_train_state
-from mono_ssl.train_state import sgd, sgd_schedule
 
 
 def test_rotate_batch_labels_match_rotations():
@@ -24,11 +21,9 @@ def test_rotate_batch_labels_match_rotations():
 
 
 def _setup(mesh, lr=0.05, batch=16):
-  config = tiny_config(**{"train.batch_size": batch})
+  config = tiny_config(**{"train.batch_size": batch, "train.lr": lr, "train.lr_boundaries": (0.9,)})
   source = pretrain_source(config)
-  model = build_model(config)
-  tx = sgd(sgd_schedule(lr, 100, (0.9,), 0.1), 0.9, True, 5e-4)
-  state = create_train_state(model, tx, source.aug.out_size, jax.random.key(0), mesh)
+  state = rotnet.create_state(config, source.aug.out_size, jax.random.key(0), mesh, 100)
   gen = PatchGenerator(jax.device_put(source.bank, shd.replicated(mesh)), source.aug, seed=0)
   step = jax.jit(rotnet.make_train_step(), donate_argnums=0,
                  in_shardings=(shd.replicated(mesh), shd.batch_sharded(mesh), shd.replicated(mesh)),
@@ -67,7 +62,7 @@ def test_step_under_pmap_with_axis_name_matches_jit():
   images = gen(jnp.arange(8))
   jit_state, jit_m = step(jax.tree.map(lambda x: x.copy(), state), images, jax.random.key(0))
 
-  model = build_model(tiny_config()).clone(bn_axis_name="batch")
+  model = rotnet.build_model(tiny_config()).clone(bn_axis_name="batch")
   # Host copies: pmap places them itself.
   pstate = jax.tree.map(lambda x: np.stack([np.asarray(x)] * 4), state.replace(apply_fn=model.apply))
   pstep = jax.pmap(rotnet.make_train_step(axis_name="batch"), axis_name="batch")

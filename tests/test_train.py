@@ -4,8 +4,8 @@ import json
 import jax
 import numpy as np
 import pytest
-
 from conftest import tiny_config
+
 from mono_ssl import train
 from mono_ssl.errors import TrainingDiverged, UserInputError
 
@@ -70,14 +70,11 @@ def test_nan_guard_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_pa
   steps = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
   assert steps, "the steps before divergence were checkpointed"
   # Every kept checkpoint is finite.
-  from mono_ssl.checkpoint import Checkpointer
-  mesh_state, _, _ = None, None, None
-  ckpt = Checkpointer(tmp_path / "checkpoints")
-  model = train.build_model(config)
-  from mono_ssl.train_state import sgd, sgd_schedule
   from mono_ssl import sharding as shd
-  tx = sgd(sgd_schedule(0.1, 8, (0.5,), 0.1), 0.9, True, 0.0)
-  state = train.create_train_state(model, tx, config.aug.out_size, jax.random.key(0), shd.make_mesh())
+  from mono_ssl.checkpoint import Checkpointer
+  from mono_ssl.methods import rotnet
+  ckpt = Checkpointer(tmp_path / "checkpoints")
+  state = rotnet.create_state(config, config.aug.out_size, jax.random.key(0), shd.make_mesh(), 8)
   restored = ckpt.restore(state, steps[-1])
   assert all(np.isfinite(x).all() for x in jax.tree.leaves(jax.device_get(restored.params)))
 
@@ -90,3 +87,24 @@ def test_workdir_of_another_experiment_is_refused_and_left_intact(tmp_path):
     train.check_workdir(tiny_config(**{"model.width_mult": 0.5}), tmp_path)
   assert (tmp_path / "config.json").read_text() == before
   assert (tmp_path / "checkpoints" / "6").exists()
+
+
+def test_probe_only_run_from_another_runs_checkpoint(tmp_path):
+  trained, _, _ = train.pretrain(tiny_config(), tmp_path / "pre", log=lambda s: None)
+  config = tiny_config(**{"init_from": str(tmp_path / "pre"), "train.num_steps": 0})
+  logs = []
+  results = train.train_and_evaluate(config, tmp_path / "probe", log=logs.append)
+  assert any("initialised from" in l and "step 6" in l for l in logs)
+  assert not any(l.startswith("step ") for l in logs)  # no training step ran
+  assert set(results["trained"]) == {"conv1", "conv2", "conv3", "conv4", "conv5"}
+  # The probed trunk is the pretrained one, not a fresh init.
+  restored, _, _ = train.pretrain(config, tmp_path / "probe", log=lambda s: None)
+  for a, b in zip(jax.tree.leaves(jax.device_get(trained.params)),
+                  jax.tree.leaves(jax.device_get(restored.params))):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_init_from_a_missing_folder_is_refused(tmp_path):
+  config = tiny_config(**{"init_from": str(tmp_path / "nothing"), "train.num_steps": 0})
+  with pytest.raises(UserInputError, match="init_from=.*nothing.*no such folder"):
+    train.pretrain(config, tmp_path / "w", log=lambda s: None)

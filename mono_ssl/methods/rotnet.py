@@ -7,9 +7,34 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from mono_ssl.train_state import TrainState, normalise
+from mono_ssl.models.alexnet import alexnet_from_config
+from mono_ssl.train_state import TrainState, create_sharded, normalise, sgd_from_config
 
 NUM_ROTATIONS = 4
+
+
+def build_model(config):
+  """The AlexNet-BN of the config with a 4-way rotation classifier."""
+  return alexnet_from_config(config, NUM_ROTATIONS)
+
+
+def create_state(config, image_size: int, key: jax.Array, mesh, total_steps: int) -> TrainState:
+  """A fresh TrainState, already replicated over the mesh."""
+  model = build_model(config)
+  tx, _ = sgd_from_config(config.train, total_steps)
+
+  def init(key):
+    variables = model.init({"params": key}, jnp.zeros((2, image_size, image_size, 3)), train=False)
+    return TrainState(step=jnp.int32(0), params=variables["params"],
+                      batch_stats=variables["batch_stats"], opt_state=tx.init(variables["params"]),
+                      apply_fn=model.apply, tx=tx)
+
+  return create_sharded(init, key, mesh)
+
+
+def trunk(state: TrainState):
+  """(apply_fn, variables) of the AlexNet the probes read."""
+  return state.apply_fn, {"params": state.params, "batch_stats": state.batch_stats}
 
 
 def rotate_batch(images: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -24,10 +49,11 @@ def rotate_batch(images: jax.Array) -> tuple[jax.Array, jax.Array]:
   return rots.reshape((b * NUM_ROTATIONS,) + images.shape[1:]), labels
 
 
-def make_train_step(axis_name: Any = None) -> Callable:
+def make_train_step(config=None, axis_name: Any = None) -> Callable:
   """The pure RotNet step `(state, images, key) -> (state, metrics)`.
 
-  images: float (B, H, W, 3) in [0, 1]. With `axis_name`, gradients, metrics
+  images: float (B, H, W, 3) in [0, 1]; `config` is unused (RotNet has no
+  step-level settings beyond the optimiser in the state). With `axis_name`, gradients, metrics
   and BatchNorm statistics are averaged over that `jax.pmap` axis (the state's
   apply_fn must then come from a model built with bn_axis_name=axis_name);
   without it, run it under `jax.jit` with the batch sharded over a mesh.

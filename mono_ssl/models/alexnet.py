@@ -109,3 +109,10 @@ class AlexNet(nn.Module):
     logits = nn.Dense(self.num_classes, kernel_init=nn.initializers.normal(0.01),
                       name="classifier")(x)
     return logits.astype(jnp.float32), feats
+
+
+def alexnet_from_config(config, num_classes: int) -> AlexNet:
+  """The AlexNet-BN of `config.scale` and `config.model`, with a `num_classes` output layer."""
+  m = config.model
+  return AlexNet(convs=conv_specs(config.scale, m.width_mult), hidden=tuple(m.hidden),
+                 num_classes=num_classes, dropout=m.dropout)

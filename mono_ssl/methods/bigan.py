@@ -1,0 +1,266 @@
+"""BiGAN (Donahue et al. 2017): E and G trained adversarially against a joint D(x, z).
+
+One step updates both sides from the same batch and the same forward pass
+(Donahue et al.'s default, "update both nets together" when k = 1):
+- D minimises the usual cross-entropy, real pairs (x, E(x)) -> 1, fake pairs
+  (G(z), z) -> 0;
+- G and E minimise the non-saturating loss with the labels swapped
+  (softplus(D(x, E(x))) + softplus(-D(G(z), z))).
+Two Adam optimisers (lr `train.lr` following the train block's step schedule,
+D's times `bigan.d_lr_mult`; betas `bigan.b1`, `bigan.b2`), each after a
+PyTorch/Theano-style L2 term `train.weight_decay` added to the gradients.
+`train.momentum` and `train.nesterov` are SGD settings that BiGAN ignores.
+
+The probes read E: an AlexNet-BN (see models/bigan.py). `on_log` writes
+`samples_<step>.png` (G of a fixed z) and `recon_<step>.png` (patches beside
+G(E(x))) into the workdir every `train.sample_every` steps.
+"""
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any, Callable
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from mono_ssl.errors import UserInputError
+from mono_ssl.models import bigan as nets
+from mono_ssl.train_state import create_sharded, normalise, sgd_schedule
+
+NUM_SAMPLES = 64   # images in samples_<step>.png (8 x 8)
+NUM_RECON = 32     # real/reconstruction pairs in recon_<step>.png
+_SAMPLE_SEED = 1234  # folded into config.seed: the fixed z of the sample grids
+
+
+@flax.struct.dataclass
+class BiGANState:
+  """Arrays: step, params {encoder, generator, discriminator}, batch_stats {encoder,
+  generator}, one optimiser state per side. Static: the three apply fns and two optimisers."""
+  step: jax.Array
+  params: Any
+  batch_stats: Any
+  ge_opt_state: Any
+  d_opt_state: Any
+  encoder_apply: Callable = flax.struct.field(pytree_node=False)
+  generator_apply: Callable = flax.struct.field(pytree_node=False)
+  discriminator_apply: Callable = flax.struct.field(pytree_node=False)
+  ge_tx: optax.GradientTransformation = flax.struct.field(pytree_node=False)
+  d_tx: optax.GradientTransformation = flax.struct.field(pytree_node=False)
+
+
+def build_model(config):
+  """The encoder E: the AlexNet-BN the probes read, with a `bigan.latent_dim` output."""
+  return nets.encoder_from_config(config)
+
+
+def optimisers(config, total_steps: int) -> tuple[optax.GradientTransformation,
+                                                   optax.GradientTransformation]:
+  """(G/E optimiser, D optimiser): L2 weight decay, then Adam on the train block's schedule."""
+  tc, b = config.train, config.bigan
+  schedule = sgd_schedule(tc.lr, max(total_steps, 1), tuple(tc.lr_boundaries), tc.lr_decay)
+
+  def adam(mult):
+    lr = schedule if mult == 1 else (lambda t: schedule(t) * mult)
+    return optax.chain(optax.add_decayed_weights(tc.weight_decay),
+                       optax.adam(lr, b1=b.b1, b2=b.b2))
+
+  return adam(1.0), adam(b.d_lr_mult)
+
+
+def _check(config, image_size: int) -> None:
+  b = config.bigan
+  if b.prior not in nets.LATENT_PRIORS:
+    raise UserInputError(f"bigan.prior={b.prior!r} is not one of {', '.join(nets.LATENT_PRIORS)}.")
+  if b.latent_dim < 1:
+    raise UserInputError(f"bigan.latent_dim={b.latent_dim} must be >= 1.")
+  nets.num_doublings(b.gen_size)
+  if b.gen_size > image_size:
+    # D compares G's images with real ones resized to gen_size: upsampling the
+    # real patches would only blur them.
+    raise UserInputError(f"bigan.gen_size={b.gen_size} is larger than the patches "
+                         f"(aug.out_size={image_size}); use gen_size <= aug.out_size.")
+
+
+def create_state(config, image_size: int, key: jax.Array, mesh, total_steps: int) -> BiGANState:
+  """A fresh BiGANState (E, G, D and both Adam states), already replicated over the mesh."""
+  _check(config, image_size)
+  b = config.bigan
+  enc, gen, disc = (nets.encoder_from_config(config), nets.generator_from_config(config),
+                    nets.discriminator_from_config(config))
+  ge_tx, d_tx = optimisers(config, total_steps)
+
+  def init(key):
+    ke, kg, kd = jax.random.split(key, 3)
+    z = jnp.zeros((2, b.latent_dim))
+    ev = enc.init({"params": ke}, jnp.zeros((2, image_size, image_size, 3)), train=False)
+    gv = gen.init({"params": kg}, z, train=False)
+    dv = disc.init({"params": kd}, jnp.zeros((2, b.gen_size, b.gen_size, 3)), z, train=False)
+    params = {"encoder": ev["params"], "generator": gv["params"], "discriminator": dv["params"]}
+    ge = {"encoder": params["encoder"], "generator": params["generator"]}
+    return BiGANState(step=jnp.int32(0), params=params,
+                      batch_stats={"encoder": ev["batch_stats"], "generator": gv["batch_stats"]},
+                      ge_opt_state=ge_tx.init(ge), d_opt_state=d_tx.init(params["discriminator"]),
+                      encoder_apply=enc.apply, generator_apply=gen.apply,
+                      discriminator_apply=disc.apply, ge_tx=ge_tx, d_tx=d_tx)
+
+  abstract = jax.eval_shape(init, key)
+  if any(0 in x.shape for x in jax.tree.leaves(abstract.params["encoder"])):
+    raise UserInputError(f"aug.out_size={image_size} px is too small for this AlexNet: its last "
+                         "max-pool leaves nothing; use larger patches (32 px at scale=cpu).")
+  return create_sharded(init, key, mesh)
+
+
+def with_networks(state: BiGANState, config, axis_name: Any = None) -> BiGANState:
+  """The same arrays with E, G and D rebuilt from `config` (same shapes, other settings,
+  e.g. dropout); with `axis_name`, E and G average BatchNorm statistics over that pmap axis."""
+  return state.replace(
+      encoder_apply=nets.encoder_from_config(config, bn_axis_name=axis_name).apply,
+      generator_apply=nets.generator_from_config(config, bn_axis_name=axis_name).apply,
+      discriminator_apply=nets.discriminator_from_config(config).apply)
+
+
+def trunk(state: BiGANState):
+  """(apply_fn, variables) of the encoder's AlexNet, which the probes read."""
+  return state.encoder_apply, {"params": state.params["encoder"],
+                               "batch_stats": state.batch_stats["encoder"]}
+
+
+def _resize(x: jax.Array, size: int) -> jax.Array:
+  if x.shape[1] == size:
+    return x
+  return jax.image.resize(x, (x.shape[0], size, size, x.shape[3]), "linear", antialias=True)
+
+
+def make_train_step(config=None, axis_name: Any = None) -> Callable:
+  """The pure BiGAN step `(state, images, key) -> (state, metrics)`.
+
+  images: float (B, H, W, 3) in [0, 1]. `config` is required (latent size,
+  prior, G's resolution). With `axis_name` (under `jax.pmap`, the state from
+  `with_networks(..., axis_name)`), gradients, metrics and BatchNorm statistics are averaged over
+  that axis, and each device takes its slice of the z a jitted step would
+  draw for the whole batch, so both give the same update (D's dropout masks
+  are the exception: they are drawn per device).
+  """
+  if config is None:
+    raise ValueError("bigan.make_train_step needs the config (latent size, prior, gen_size).")
+  b = config.bigan
+  prior, latent, gen_size = b.prior, int(b.latent_dim), int(b.gen_size)
+
+  def step(state: BiGANState, images: jax.Array, key: jax.Array):
+    k_z, k_enc, k_real, k_fake = jax.random.split(key, 4)
+    n = images.shape[0]
+    if axis_name is None:
+      z = nets.sample_prior(k_z, (n, latent), prior)
+    else:
+      devices = jax.lax.psum(1, axis_name)
+      index = jax.lax.axis_index(axis_name)
+      z_all = nets.sample_prior(k_z, (n * devices, latent), prior)
+      z = jax.lax.dynamic_slice_in_dim(z_all, index * n, n)
+      # Dropout masks differ per device (their shapes are local).
+      k_enc, k_real, k_fake = (jax.random.fold_in(k, index) for k in (k_enc, k_real, k_fake))
+    x = normalise(images)
+    x_small = _resize(x, gen_size)  # what D sees of a real image
+    bs = state.batch_stats
+
+    def losses(d_params, ge_params):
+      (logits, _), enc_upd = state.encoder_apply(
+          {"params": ge_params["encoder"], "batch_stats": bs["encoder"]}, x, train=True,
+          mutable=["batch_stats"], rngs={"dropout": k_enc})
+      ez = nets.squash_code(logits, prior)
+      gx, gen_upd = state.generator_apply(
+          {"params": ge_params["generator"], "batch_stats": bs["generator"]}, z, train=True,
+          mutable=["batch_stats"])
+      d_real = state.discriminator_apply({"params": d_params}, x_small, ez, train=True,
+                                         rngs={"dropout": k_real})
+      d_fake = state.discriminator_apply({"params": d_params}, normalise(gx), z, train=True,
+                                         rngs={"dropout": k_fake})
+      # -log sigmoid(a) = softplus(-a): D wants real -> 1, fake -> 0 ...
+      d_loss = jnp.mean(jax.nn.softplus(-d_real)) + jnp.mean(jax.nn.softplus(d_fake))
+      # ... G and E want the opposite (non-saturating: swapped labels, not -d_loss).
+      ge_loss = jnp.mean(jax.nn.softplus(d_real)) + jnp.mean(jax.nn.softplus(-d_fake))
+      new_bs = {"encoder": enc_upd["batch_stats"], "generator": gen_upd["batch_stats"]}
+      return (d_loss, ge_loss), (d_real, d_fake, new_bs)
+
+    d_params = state.params["discriminator"]
+    ge_params = {"encoder": state.params["encoder"], "generator": state.params["generator"]}
+    # One forward pass, two backward passes: each loss is differentiated only
+    # with respect to its own side's parameters (XLA drops the unused halves).
+    (d_loss, ge_loss), vjp_fn, (d_real, d_fake, batch_stats) = jax.vjp(
+        losses, d_params, ge_params, has_aux=True)
+    one, zero = jnp.ones((), d_loss.dtype), jnp.zeros((), d_loss.dtype)
+    d_grads = vjp_fn((one, zero))[0]
+    ge_grads = vjp_fn((zero, one))[1]
+    metrics = {"loss": ge_loss, "d_loss": d_loss, "g_loss": ge_loss,
+               "d_acc_real": jnp.mean(d_real > 0), "d_acc_fake": jnp.mean(d_fake < 0)}
+    if axis_name is not None:
+      d_grads, ge_grads, metrics = jax.lax.pmean((d_grads, ge_grads, metrics), axis_name)
+    d_updates, d_opt_state = state.d_tx.update(d_grads, state.d_opt_state, d_params)
+    ge_updates, ge_opt_state = state.ge_tx.update(ge_grads, state.ge_opt_state, ge_params)
+    ge_params = optax.apply_updates(ge_params, ge_updates)
+    params = {"encoder": ge_params["encoder"], "generator": ge_params["generator"],
+              "discriminator": optax.apply_updates(d_params, d_updates)}
+    new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
+                              ge_opt_state=ge_opt_state, d_opt_state=d_opt_state)
+    return new_state, metrics
+
+  return step
+
+
+@functools.partial(jax.jit, static_argnames=("prior", "gen_size"))
+def _render(state: BiGANState, images: jax.Array, z: jax.Array, prior: str, gen_size: int):
+  """(G(z), real patches at gen_size, G(E(x))), all in [0, 1]."""
+  def generate(codes):
+    # Batch statistics rather than the running averages: a GAN's generator
+    # drifts faster than its running averages follow, and the statistics of a
+    # grid-sized batch match what D saw during training.
+    out, _ = state.generator_apply(
+        {"params": state.params["generator"], "batch_stats": state.batch_stats["generator"]},
+        codes, train=True, mutable=["batch_stats"])
+    return out
+
+  enc_fn, enc_vars = trunk(state)
+  logits, _ = enc_fn(enc_vars, normalise(images), train=False)  # the probes' E: inference BN
+  return generate(z), _resize(images, gen_size), generate(nets.squash_code(logits, prior))
+
+
+def _grid(images: np.ndarray, cols: int) -> np.ndarray:
+  """(N, H, W, 3) in [0, 1] -> one uint8 image of `cols` columns, 1 px gaps, tiles >= 64 px."""
+  n, h, w, _ = images.shape
+  scale = max(1, 64 // h)  # nearest-neighbour upscaling: 32 px tiles are hard to see
+  images = images.repeat(scale, 1).repeat(scale, 2)
+  h, w = h * scale, w * scale
+  rows = -(-n // cols)
+  out = np.ones((rows * (h + 1) + 1, cols * (w + 1) + 1, 3), np.float32)
+  for i, im in enumerate(images):
+    r, c = divmod(i, cols)
+    out[1 + r * (h + 1):1 + r * (h + 1) + h, 1 + c * (w + 1):1 + c * (w + 1) + w] = im
+  return (np.clip(out, 0, 1) * 255).round().astype(np.uint8)
+
+
+def on_log(state: BiGANState, images: jax.Array, step: int, workdir, config) -> None:
+  """Writes samples_<step>.png and recon_<step>.png every `train.sample_every` steps and at the end."""
+  every = config.train.sample_every
+  if not ((every > 0 and step % every == 0) or step == config.train.num_steps):
+    return
+  from PIL import Image
+  b = config.bigan
+  z = nets.sample_prior(jax.random.fold_in(jax.random.key(config.seed), _SAMPLE_SEED),
+                        (NUM_SAMPLES, b.latent_dim), b.prior)
+  # Only process 0 calls on_log in a multi-process run, so render from this
+  # process's own copies (state replicated, the batch shards it holds): a
+  # computation over other processes' devices would wait for them forever.
+  local_state = jax.tree.map(lambda a: a.addressable_data(0), state)
+  shards = {s.index[0].start or 0: s.data for s in images.addressable_shards}  # dedupes replicas
+  local_images = np.concatenate([np.asarray(shards[k]) for k in sorted(shards)])[:NUM_RECON]
+  samples, real, recon = jax.device_get(
+      _render(local_state, local_images, z, prior=b.prior, gen_size=int(b.gen_size)))
+  workdir = Path(workdir)
+  Image.fromarray(_grid(np.asarray(samples), 8)).save(workdir / f"samples_{step}.png")
+  # Each real patch followed by its reconstruction: 4 pairs per row.
+  pairs = np.stack([np.asarray(real), np.asarray(recon)], axis=1).reshape(
+      (-1,) + real.shape[1:])
+  Image.fromarray(_grid(pairs, 8)).save(workdir / f"recon_{step}.png")
