@@ -25,12 +25,12 @@ from mono_ssl.augment import PatchGenerator
 from mono_ssl.checkpoint import Checkpointer
 from mono_ssl.data import pretrain_source
 from mono_ssl.errors import TrainingDiverged, UserInputError
-from mono_ssl.methods import bigan, rotnet
+from mono_ssl.methods import bigan, deepcluster, rotnet
 from mono_ssl.models.alexnet import LAYER_NAMES
 from mono_ssl.probe import ProbeConfig, run_linear_probes
 from mono_ssl.train_state import sgd_from_config
 
-METHODS = {"rotnet": rotnet, "bigan": bigan}
+METHODS = {"rotnet": rotnet, "deepcluster": deepcluster, "bigan": bigan}
 
 # Config fields a resumed run may change without invalidating its checkpoints.
 RESUMABLE_FIELDS = ("train.log_every", "train.ckpt_every", "workdir", "train.sample_every",
@@ -173,9 +173,20 @@ def pretrain(config, workdir: Path, mesh=None, log: Callable[[str], None] = prin
   bank = shd.to_global(source.bank, repl)
   generator = PatchGenerator(bank, source.aug, seed=config.seed)
   batch = tc.batch_size
-  indices_for = jax.jit(
-      lambda t: jax.random.randint(jax.random.fold_in(data_key, t), (batch,), 0, source.size),
-      out_shardings=bsh)
+  # Optional method hooks: a sampler that reads the state (DeepCluster's
+  # cluster-uniform sampler), a batch builder, and a host-side hook run
+  # before each step (DeepCluster's per-epoch clustering).
+  sample = getattr(method, "sample_indices", None)
+  if sample is None:
+    def sample(st, key, batch):
+      del st
+      return jax.random.randint(key, (batch,), 0, source.size)
+  indices_for = jax.jit(lambda st, t: sample(st, jax.random.fold_in(data_key, t), batch),
+                        out_shardings=bsh)
+  make_batch = getattr(method, "make_batch", None)
+  before_step = getattr(method, "before_step", None)
+  ctx = {"config": config, "log": log, "mesh": mesh, "generator": generator,
+         "metrics": metrics_file, "workdir": workdir}
   step_fn = jax.jit(method.make_train_step(config=config), donate_argnums=0,
                     in_shardings=(repl, bsh, repl), out_shardings=(repl, repl))
   key_for = jax.jit(lambda t: jax.random.fold_in(step_key, t))
@@ -195,8 +206,12 @@ def pretrain(config, workdir: Path, mesh=None, log: Callable[[str], None] = prin
     return m
 
   for t in range(start, total):
-    images = generator(indices_for(t))
-    state, metrics = step_fn(state, images, key_for(t))
+    if before_step is not None:
+      state = before_step(state, t, ctx)
+    indices = indices_for(state, t)
+    images = generator(indices)
+    batch_in = images if make_batch is None else make_batch(images, indices)
+    state, metrics = step_fn(state, batch_in, key_for(t))
     if pending is not None:
       check(*pending)
     pending = (t + 1, metrics)

@@ -104,6 +104,7 @@ class AlexNet(nn.Module):
       x = nn.BatchNorm(use_running_average=not train, momentum=0.9,
                        axis_name=self.bn_axis_name, name=f"fc{i + 6}_bn")(x)
       x = nn.relu(x)
+      feats[f"fc{i + 6}"] = x  # DeepCluster clusters the last of these
       if self.dropout:
         x = nn.Dropout(self.dropout, deterministic=not train)(x)
     logits = nn.Dense(self.num_classes, kernel_init=nn.initializers.normal(0.01),

@@ -1,0 +1,29 @@
+r"""DeepCluster: k-means pseudo-labels on the network's own features, re-clustered every epoch.
+
+Run (from the repository root):
+
+  python -m mono_ssl.main --config=configs/deepcluster.py:regime=single,scale=cpu --workdir=runs/deepcluster_single
+
+Arguments as configs/rotnet.py: regime=single|deca|full, scale=cpu|paper.
+The cluster set is virtual patches 0..N-1 (cpu: 50,000 patches, 500 clusters,
+PCA to 64 dims; paper: 1,281,167 patches, 10,000 clusters, PCA to 256), the
+original recipe's SGD (lr 0.05, momentum 0.9, weight decay 1e-5, constant lr).
+"""
+from mono_ssl import config_lib
+
+
+def get_config(arg: str | None = None):
+  args = config_lib.parse_arg(arg, regime="single", scale="cpu")
+  config = config_lib.base_config("deepcluster", args.regime, args.scale)
+  cpu = args.scale == "cpu"
+  config.deepcluster = dict(
+      num_clusters=500 if cpu else 10_000,
+      cluster_set_size=50_000 if cpu else config_lib.PAPER_DATASET_SIZE,
+      pca_dim=64 if cpu else 256,
+      kmeans_iters=20,
+      feature_batch=1000 if cpu else 512)
+  config.train.update(dict(lr=0.05, nesterov=False, weight_decay=1e-5, lr_boundaries=(),
+                           num_steps=2000 if cpu else 200 * config_lib.PAPER_DATASET_SIZE // 256,
+                           batch_size=128 if cpu else 256))
+  config.lock()
+  return config

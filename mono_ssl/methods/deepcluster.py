@@ -1,0 +1,170 @@
+"""DeepCluster (Caron et al. 2018): k-means pseudo-labels on the network's own features.
+
+Every epoch (one pass over the fixed cluster set: virtual patches 0..N-1):
+features of the whole set (the last hidden layer, inference mode) -> PCA to
+`pca_dim` with whitening -> L2 normalisation -> k-means into K clusters (new
+seed each epoch, empty clusters split) -> pseudo-labels; the classification
+layer is re-initialised (N(0, 0.01), zero bias, fresh momentum) and the
+network trains on the pseudo-labels with batches drawn uniformly over clusters.
+
+The assignments and the sampler's tables live in the state, so a resumed
+run continues mid-epoch with the same labels (bit-identical resume).
+Simplification: a patch index has one fixed crop (the virtual data set is a
+pure function of the index), so the per-epoch loader augmentation of the
+original is absent; the cluster set is large (50k at CPU scale) instead.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from mono_ssl import kmeans as km
+from mono_ssl import sharding as shd
+from mono_ssl.models.alexnet import alexnet_from_config
+from mono_ssl.train_state import TrainState, create_sharded, normalise, sgd_from_config
+
+
+@flax.struct.dataclass
+class DeepClusterState(TrainState):
+  """TrainState + the current clustering: assignments (N,), members sorted by cluster
+  (`order`), each cluster's first position in it (`starts`) and `sizes`; `epoch` = -1
+  before the first clustering."""
+  assignments: jax.Array = None
+  order: jax.Array = None
+  starts: jax.Array = None
+  sizes: jax.Array = None
+  epoch: jax.Array = None
+
+
+def build_model(config):
+  return alexnet_from_config(config, config.deepcluster.num_clusters)
+
+
+def create_state(config, image_size: int, key: jax.Array, mesh, total_steps: int) -> DeepClusterState:
+  model = build_model(config)
+  tx, _ = sgd_from_config(config.train, total_steps)
+  n, k = config.deepcluster.cluster_set_size, config.deepcluster.num_clusters
+
+  def init(key):
+    variables = model.init({"params": key}, jnp.zeros((2, image_size, image_size, 3)), train=False)
+    return DeepClusterState(
+        step=jnp.int32(0), params=variables["params"], batch_stats=variables["batch_stats"],
+        opt_state=tx.init(variables["params"]), apply_fn=model.apply, tx=tx,
+        assignments=jnp.zeros((n,), jnp.int32), order=jnp.arange(n, dtype=jnp.int32),
+        starts=jnp.zeros((k,), jnp.int32), sizes=jnp.zeros((k,), jnp.int32), epoch=jnp.int32(-1))
+
+  return create_sharded(init, key, mesh)
+
+
+def trunk(state):
+  return state.apply_fn, {"params": state.params, "batch_stats": state.batch_stats}
+
+
+def epoch_steps(config) -> int:
+  return max(1, math.ceil(config.deepcluster.cluster_set_size / config.train.batch_size))
+
+
+def sample_indices(state: DeepClusterState, key: jax.Array, batch: int) -> jax.Array:
+  """Patch indices drawn uniformly over non-empty clusters, then uniformly within one."""
+  k_c, k_m = jax.random.split(key)
+  nonempty = (state.sizes > 0).astype(jnp.float32)
+  clusters = jax.random.choice(k_c, state.sizes.shape[0], (batch,), p=nonempty / jnp.sum(nonempty))
+  u = jax.random.uniform(k_m, (batch,))
+  pos = state.starts[clusters] + jnp.floor(u * state.sizes[clusters]).astype(jnp.int32)
+  return state.order[pos]
+
+
+def make_batch(images: jax.Array, indices: jax.Array) -> dict:
+  return {"images": images, "indices": indices}
+
+
+def make_train_step(config=None, axis_name: Any = None) -> Callable:
+  """Pure step `(state, batch, key) -> (state, metrics)`; batch = {"images", "indices"}.
+
+  The pseudo-label of each patch is read from state.assignments.
+  """
+
+  def step(state: DeepClusterState, batch: dict, key: jax.Array):
+    x = normalise(batch["images"])
+    labels = state.assignments[batch["indices"]]
+
+    def loss_fn(params):
+      (logits, _), updates = state.apply_fn(
+          {"params": params, "batch_stats": state.batch_stats}, x, train=True,
+          mutable=["batch_stats"], rngs={"dropout": key})
+      loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+      return loss, (logits, updates["batch_stats"])
+
+    (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    accuracy = jnp.mean(jnp.argmax(logits, -1) == labels)
+    if axis_name is not None:
+      grads, loss, accuracy = jax.lax.pmean((grads, loss, accuracy), axis_name)
+    updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
+    return state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
+                         batch_stats=batch_stats, opt_state=opt_state), {"loss": loss, "accuracy": accuracy}
+
+  return step
+
+
+def _features(state, generator, n: int, chunk: int, mesh) -> jax.Array:
+  """Last-hidden-layer features of patches 0..n-1 (inference mode), sharded over the mesh."""
+  feat_fn = jax.jit(lambda v, imgs: state.apply_fn(v, normalise(imgs), train=False)[1])
+  variables = {"params": state.params, "batch_stats": state.batch_stats}
+  out = []
+  bsh = shd.batch_sharded(mesh)
+  for start in range(0, n, chunk):
+    idx = np.arange(start, start + chunk) % n  # the tail wraps; trimmed below
+    feats = feat_fn(variables, generator(shd.to_global(idx.astype(np.int32), bsh)))
+    name = max((k for k in feats if k.startswith("fc")), key=lambda k: int(k[2:]))
+    out.append(feats[name])
+  return jnp.concatenate(out)[:n]
+
+
+def _reinit_classifier(state: DeepClusterState, key: jax.Array) -> DeepClusterState:
+  """Fresh top layer (N(0, 0.01), zero bias) and zero momentum for it, as the original."""
+  params = dict(state.params)
+  cls = params["classifier"]
+  params["classifier"] = {"kernel": 0.01 * jax.random.normal(key, cls["kernel"].shape),
+                          "bias": jnp.zeros_like(cls["bias"])}
+
+  def zero_classifier(path, leaf):
+    return jnp.zeros_like(leaf) if any(getattr(p, "key", None) == "classifier" for p in path) else leaf
+
+  opt_state = jax.tree_util.tree_map_with_path(zero_classifier, state.opt_state)
+  return state.replace(params=params, opt_state=opt_state)
+
+
+def before_step(state: DeepClusterState, t: int, ctx: dict) -> DeepClusterState:
+  """Reclusters at the start of every epoch (and once at step 0 of a fresh run)."""
+  config, log = ctx["config"], ctx["log"]
+  dc = config.deepcluster
+  epoch = t // epoch_steps(config)
+  if int(jax.device_get(state.epoch)) == epoch:
+    return state  # resumed mid-epoch: the clustering is in the checkpoint
+  mesh, repl = ctx["mesh"], shd.replicated(ctx["mesh"])
+  feats = _features(state, ctx["generator"], dc.cluster_set_size, dc.feature_batch, mesh)
+  z = km.pca_whiten(feats, min(dc.pca_dim, feats.shape[1]))
+  key = jax.random.fold_in(jax.random.key(config.seed + 7), epoch)  # new seed every epoch
+  res = km.kmeans(z, dc.num_clusters, key=key, num_iters=dc.kmeans_iters)
+  assignments = np.asarray(jax.device_get(res.assignments))
+  sizes = np.bincount(assignments, minlength=dc.num_clusters).astype(np.int32)
+  order = np.argsort(assignments, kind="stable").astype(np.int32)
+  starts = (np.cumsum(sizes) - sizes).astype(np.int32)
+  stats = {"epoch": epoch, "inertia": float(res.inertia), "empty_clusters": int((sizes == 0).sum()),
+           "size_min": int(sizes.min()), "size_median": float(np.median(sizes)), "size_max": int(sizes.max())}
+  if int(jax.device_get(state.epoch)) >= 0:
+    stats["nmi_vs_previous"] = km.nmi(np.asarray(jax.device_get(state.assignments)), assignments)
+  log("deepcluster " + " ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                                for k, v in stats.items()))
+  if ctx.get("metrics") is not None:
+    ctx["metrics"].write({"step": t, "clustering": stats})
+  table = shd.to_global({"assignments": assignments, "order": order, "starts": starts,
+                         "sizes": sizes, "epoch": np.int32(epoch)}, repl)
+  state = _reinit_classifier(state.replace(**table), jax.random.fold_in(key, 1))
+  return jax.device_put(state, repl)  # the new classifier: put it beside the rest
