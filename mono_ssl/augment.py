@@ -244,7 +244,8 @@ def colour_jitter(key: jax.Array, x: jax.Array, cfg: AugmentConfig) -> jax.Array
   return jnp.where((u[:, 0] < cfg.jitter_prob)[:, None, None, None], y, x)
 
 
-def patch_geometry(key: jax.Array, src_h: jax.Array, src_w: jax.Array, cfg: AugmentConfig):
+def patch_geometry(key: jax.Array, src_h: jax.Array, src_w: jax.Array, cfg: AugmentConfig,
+                   loader_key: jax.Array | None = None):
   """The composed map from output pixels to source coordinates for one patch.
 
   Returns (ys, xs, inside, scale): level-0 source coordinates of every output
@@ -252,6 +253,8 @@ def patch_geometry(key: jax.Array, src_h: jax.Array, src_w: jax.Array, cfg: Augm
   the affine's black fill), and the source pixels per output pixel.
   """
   k_sq, k_rrc, k_rot, k_shear, k_mc, k_flip = jax.random.split(key, 6)
+  if loader_key is not None:  # the method's crop and flip draw from their own key
+    k_mc, k_flip = jax.random.split(loader_key)
   src_h = src_h.astype(jnp.float32)
   src_w = src_w.astype(jnp.float32)
   # 1. Square crop of half the short side (not to focus too much on the centre).
@@ -311,9 +314,11 @@ def patch_geometry(key: jax.Array, src_h: jax.Array, src_w: jax.Array, cfg: Augm
   return ys, xs, inside, scale
 
 
-def _one_patch(bank: ImageBank, cfg: AugmentConfig, key: jax.Array, img: jax.Array) -> jax.Array:
+def _one_patch(bank: ImageBank, cfg: AugmentConfig, key: jax.Array, loader_key: jax.Array,
+               img: jax.Array) -> jax.Array:
   """Geometry only: the composed crop/affine/flip, sampled once with antialiasing."""
-  ys, xs, inside, scale = patch_geometry(key, bank.heights[img, 0], bank.widths[img, 0], cfg)
+  ys, xs, inside, scale = patch_geometry(key, bank.heights[img, 0], bank.widths[img, 0], cfg,
+                                         loader_key)
   if cfg.antialias and bank.num_levels > 1:
     level = jnp.clip(jnp.log2(jnp.maximum(scale, 1e-6)), 0.0, bank.num_levels - 1.0)
     l0 = jnp.floor(level).astype(jnp.int32)
@@ -325,35 +330,52 @@ def _one_patch(bank: ImageBank, cfg: AugmentConfig, key: jax.Array, img: jax.Arr
   return jnp.where(inside[..., None], out, 0.0) / 255.0
 
 
-def _patch_keys(key: jax.Array, indices: jax.Array) -> tuple[jax.Array, jax.Array]:
-  keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(indices.astype(jnp.uint32))
+def _base(indices: jax.Array, period: int) -> jax.Array:
+  indices = indices.astype(jnp.uint32)
+  return indices % jnp.uint32(period) if period else indices
+
+
+def _patch_keys(key: jax.Array, indices: jax.Array, period: int):
+  """(patch keys, loader keys, jitter keys) of a batch of indices.
+
+  The patch (steps 1-4) and its colour jitter depend on the base index
+  i mod period, as in the authors' fixed set of generated patches; the
+  method's crop and flip (the loader's augmentation) depend on i itself, so
+  index i + e * period is epoch e's fresh view of base patch i.
+  """
+  base = _base(indices, period)
+  keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(base)
   geo_keys, jitter_keys = jnp.moveaxis(jax.vmap(jax.random.split)(keys), 1, 0)
-  return geo_keys, jitter_keys
+  loader_root = jax.random.fold_in(key, 0x10ad)
+  loader_keys = jax.vmap(lambda i: jax.random.fold_in(loader_root, i))(indices.astype(jnp.uint32))
+  return geo_keys, loader_keys, jitter_keys
 
 
 def sample_geometry(bank: ImageBank, cfg: AugmentConfig, key: jax.Array,
-                    indices: jax.Array) -> jax.Array:
+                    indices: jax.Array, period: int = 0) -> jax.Array:
   """Stage 1 of `make_patches`: crops, affine, flip, antialiased resample."""
-  geo_keys, _ = _patch_keys(key, indices)
-  imgs = (indices.astype(jnp.uint32) % jnp.uint32(bank.num_images)).astype(jnp.int32)
-  return jax.vmap(lambda k, im: _one_patch(bank, cfg, k, im))(geo_keys, imgs)
+  geo_keys, loader_keys, _ = _patch_keys(key, indices, period)
+  imgs = (_base(indices, period) % jnp.uint32(bank.num_images)).astype(jnp.int32)
+  return jax.vmap(lambda k, lk, im: _one_patch(bank, cfg, k, lk, im))(geo_keys, loader_keys, imgs)
 
 
 def jitter_patches(cfg: AugmentConfig, key: jax.Array, indices: jax.Array,
-                   patches: jax.Array) -> jax.Array:
+                   patches: jax.Array, period: int = 0) -> jax.Array:
   """Stage 2 of `make_patches`: the colour jitter, with each patch's own key."""
   if cfg.jitter_prob <= 0:
     return patches
-  _, jitter_keys = _patch_keys(key, indices)
+  _, _, jitter_keys = _patch_keys(key, indices, period)
   return colour_jitter(jitter_keys, patches, cfg)
 
 
 def make_patches(bank: ImageBank, cfg: AugmentConfig, key: jax.Array,
-                 indices: jax.Array) -> jax.Array:
+                 indices: jax.Array, period: int = 0) -> jax.Array:
   """Patches for a batch of indices: float32 (B, out, out, 3) in [0, 1].
 
-  Patch i uses the key fold_in(key, i) and source image i mod n_images, so it
-  depends only on (images, key, i): the data set is virtual and any size is free.
+  Patch i depends only on (images, key, i): the data set is virtual and any
+  size is free. With `period` = the data set size N, index i is a view of
+  base patch b = i mod N (source image b mod n_images; crops, affine and
+  jitter keyed by b) under its own method crop and flip (keyed by i).
   Pure and jit/vmap-friendly.
 
   Do not jit this composition whole: on XLA:CPU (jax 0.10) one program holding
@@ -362,7 +384,7 @@ def make_patches(bank: ImageBank, cfg: AugmentConfig, key: jax.Array,
   optimization barrier between them. `PatchGenerator` jits each stage alone;
   tests compare it with eager execution.
   """
-  return jitter_patches(cfg, key, indices, sample_geometry(bank, cfg, key, indices))
+  return jitter_patches(cfg, key, indices, sample_geometry(bank, cfg, key, indices, period), period)
 
 
 class PatchGenerator:
@@ -372,11 +394,11 @@ class PatchGenerator:
   device mesh and every device makes its own patches; no host data moves).
   """
 
-  def __init__(self, bank: ImageBank, cfg: AugmentConfig, seed: int):
-    self.bank, self.cfg = bank, cfg
+  def __init__(self, bank: ImageBank, cfg: AugmentConfig, seed: int, period: int = 0):
+    self.bank, self.cfg, self.period = bank, cfg, period
     self.key = jax.random.key(seed)
-    self._geometry = jax.jit(lambda b, k, i: sample_geometry(b, cfg, k, i))
-    self._jitter = jax.jit(lambda k, i, p: jitter_patches(cfg, k, i, p), donate_argnums=2)
+    self._geometry = jax.jit(lambda b, k, i: sample_geometry(b, cfg, k, i, period))
+    self._jitter = jax.jit(lambda k, i, p: jitter_patches(cfg, k, i, p, period), donate_argnums=2)
 
   def __call__(self, indices: jax.Array) -> jax.Array:
     patches = self._geometry(self.bank, self.key, indices)

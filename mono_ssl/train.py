@@ -156,7 +156,8 @@ def pretrain(config, workdir: Path, mesh=None, log: Callable[[str], None] = prin
   _, schedule = sgd_from_config(tc, total)
   root = jax.random.key(config.seed)
   init_key, data_key, step_key = jax.random.split(root, 3)
-  initial = method.create_state(config, source.aug.out_size, init_key, mesh, total)
+  initial = method.create_state(config, source.aug.out_size, init_key, mesh, total,
+                                data_size=source.size)
   # Pretraining donates its state; keep an untouched copy for the baseline.
   initial_copy = jax.tree.map(lambda x: x.copy(), initial)
 
@@ -171,7 +172,8 @@ def pretrain(config, workdir: Path, mesh=None, log: Callable[[str], None] = prin
   metrics_file = MetricsWriter(workdir / "metrics.jsonl", start)
 
   bank = shd.to_global(source.bank, repl)
-  generator = PatchGenerator(bank, source.aug, seed=config.seed)
+  # period = data set size: index i is a fresh loader view of base patch i mod N.
+  generator = PatchGenerator(bank, source.aug, seed=config.seed, period=source.size)
   batch = tc.batch_size
   # Optional method hooks: a sampler that reads the state (DeepCluster's
   # cluster-uniform sampler), a batch builder, and a host-side hook run
@@ -180,12 +182,12 @@ def pretrain(config, workdir: Path, mesh=None, log: Callable[[str], None] = prin
   if sample is None:
     def sample(st, key, batch):
       del st
-      return jax.random.randint(key, (batch,), 0, source.size)
+      return jax.random.randint(key, (batch,), 0, jnp.iinfo(jnp.int32).max)
   indices_for = jax.jit(lambda st, t: sample(st, jax.random.fold_in(data_key, t), batch),
                         out_shardings=bsh)
   make_batch = getattr(method, "make_batch", None)
   before_step = getattr(method, "before_step", None)
-  ctx = {"config": config, "log": log, "mesh": mesh, "generator": generator,
+  ctx = {"config": config, "log": log, "mesh": mesh, "generator": generator, "source": source,
          "metrics": metrics_file, "workdir": workdir}
   step_fn = jax.jit(method.make_train_step(config=config), donate_argnums=0,
                     in_shardings=(repl, bsh, repl), out_shardings=(repl, repl))

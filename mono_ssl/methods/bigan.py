@@ -85,7 +85,8 @@ def _check(config, image_size: int) -> None:
                          f"(aug.out_size={image_size}); use gen_size <= aug.out_size.")
 
 
-def create_state(config, image_size: int, key: jax.Array, mesh, total_steps: int) -> BiGANState:
+def create_state(config, image_size: int, key: jax.Array, mesh, total_steps: int,
+                 data_size: int | None = None) -> BiGANState:
   """A fresh BiGANState (E, G, D and both Adam states), already replicated over the mesh."""
   _check(config, image_size)
   b = config.bigan

@@ -1,6 +1,6 @@
 """DeepCluster (Caron et al. 2018): k-means pseudo-labels on the network's own features.
 
-Every epoch (one pass over the fixed cluster set: virtual patches 0..N-1):
+Every epoch (one pass over the cluster set: the run's N virtual patches or images):
 features of the whole set (the last hidden layer, inference mode) -> PCA to
 `pca_dim` with whitening -> L2 normalisation -> k-means into K clusters (new
 seed each epoch, empty clusters split) -> pseudo-labels; the classification
@@ -9,12 +9,13 @@ network trains on the pseudo-labels with batches drawn uniformly over clusters.
 
 The assignments and the sampler's tables live in the state, so a resumed
 run continues mid-epoch with the same labels (bit-identical resume).
-Simplification: a patch index has one fixed crop (the virtual data set is a
-pure function of the index), so the per-epoch loader augmentation of the
-original is absent; the cluster set is large (50k at CPU scale) instead.
+Clustering features come from each base patch without the method's crop and
+flip (the original uses centre crops); training index `i + N * (epoch + 1)`
+is a fresh loader view (method crop + flip) of base patch i every epoch.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any, Callable
 
@@ -26,6 +27,8 @@ import optax
 
 from mono_ssl import kmeans as km
 from mono_ssl import sharding as shd
+from mono_ssl.augment import PatchGenerator
+from mono_ssl.errors import UserInputError
 from mono_ssl.models.alexnet import alexnet_from_config
 from mono_ssl.train_state import TrainState, create_sharded, normalise, sgd_from_config
 
@@ -46,10 +49,15 @@ def build_model(config):
   return alexnet_from_config(config, config.deepcluster.num_clusters)
 
 
-def create_state(config, image_size: int, key: jax.Array, mesh, total_steps: int) -> DeepClusterState:
+def create_state(config, image_size: int, key: jax.Array, mesh, total_steps: int,
+                 data_size: int | None = None) -> DeepClusterState:
+  """data_size: the cluster set's size N (the run's data set: virtual patches or images)."""
   model = build_model(config)
   tx, _ = sgd_from_config(config.train, total_steps)
-  n, k = config.deepcluster.cluster_set_size, config.deepcluster.num_clusters
+  n = int(data_size or config.data.dataset_size)
+  k = config.deepcluster.num_clusters
+  if not 1 <= k <= n:
+    raise UserInputError(f"deepcluster.num_clusters={k} must be between 1 and the data set size {n}.")
 
   def init(key):
     variables = model.init({"params": key}, jnp.zeros((2, image_size, image_size, 3)), train=False)
@@ -66,8 +74,9 @@ def trunk(state):
   return state.apply_fn, {"params": state.params, "batch_stats": state.batch_stats}
 
 
-def epoch_steps(config) -> int:
-  return max(1, math.ceil(config.deepcluster.cluster_set_size / config.train.batch_size))
+def epoch_steps(config, n: int) -> int:
+  """Steps in one pass over the N patches of the cluster set."""
+  return max(1, math.ceil(n / config.train.batch_size))
 
 
 def sample_indices(state: DeepClusterState, key: jax.Array, batch: int) -> jax.Array:
@@ -77,7 +86,8 @@ def sample_indices(state: DeepClusterState, key: jax.Array, batch: int) -> jax.A
   clusters = jax.random.choice(k_c, state.sizes.shape[0], (batch,), p=nonempty / jnp.sum(nonempty))
   u = jax.random.uniform(k_m, (batch,))
   pos = state.starts[clusters] + jnp.floor(u * state.sizes[clusters]).astype(jnp.int32)
-  return state.order[pos]
+  n = state.assignments.shape[0]
+  return state.order[pos] + n * (state.epoch + 1)  # this epoch's loader view of the patch
 
 
 def make_batch(images: jax.Array, indices: jax.Array) -> dict:
@@ -92,7 +102,7 @@ def make_train_step(config=None, axis_name: Any = None) -> Callable:
 
   def step(state: DeepClusterState, batch: dict, key: jax.Array):
     x = normalise(batch["images"])
-    labels = state.assignments[batch["indices"]]
+    labels = state.assignments[batch["indices"] % state.assignments.shape[0]]
 
     def loss_fn(params):
       (logits, _), updates = state.apply_fn(
@@ -144,11 +154,16 @@ def before_step(state: DeepClusterState, t: int, ctx: dict) -> DeepClusterState:
   """Reclusters at the start of every epoch (and once at step 0 of a fresh run)."""
   config, log = ctx["config"], ctx["log"]
   dc = config.deepcluster
-  epoch = t // epoch_steps(config)
+  n = state.assignments.shape[0]
+  epoch = t // epoch_steps(config, n)
   if int(jax.device_get(state.epoch)) == epoch:
     return state  # resumed mid-epoch: the clustering is in the checkpoint
   mesh, repl = ctx["mesh"], shd.replicated(ctx["mesh"])
-  feats = _features(state, ctx["generator"], dc.cluster_set_size, dc.feature_batch, mesh)
+  if "plain_generator" not in ctx:  # base patches without the loader's crop and flip
+    g = ctx["generator"]
+    plain = dataclasses.replace(g.cfg, method_crop=False, flip=False)
+    ctx["plain_generator"] = PatchGenerator(g.bank, plain, seed=config.seed, period=g.period)
+  feats = _features(state, ctx["plain_generator"], n, dc.feature_batch, mesh)
   z = km.pca_whiten(feats, min(dc.pca_dim, feats.shape[1]))
   key = jax.random.fold_in(jax.random.key(config.seed + 7), epoch)  # new seed every epoch
   res = km.kmeans(z, dc.num_clusters, key=key, num_iters=dc.kmeans_iters)

@@ -18,8 +18,9 @@ def build_model(config):
   return alexnet_from_config(config, NUM_ROTATIONS)
 
 
-def create_state(config, image_size: int, key: jax.Array, mesh, total_steps: int) -> TrainState:
-  """A fresh TrainState, already replicated over the mesh."""
+def create_state(config, image_size: int, key: jax.Array, mesh, total_steps: int,
+                 data_size: int | None = None) -> TrainState:
+  """A fresh TrainState, already replicated over the mesh (data_size is unused)."""
   model = build_model(config)
   tx, _ = sgd_from_config(config.train, total_steps)
 
