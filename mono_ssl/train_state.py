@@ -61,3 +61,27 @@ def sgd_from_config(tc, total_steps: int) -> tuple[optax.GradientTransformation,
   """The SGD + step schedule of a `config.train` block, for a run of total_steps."""
   schedule = sgd_schedule(tc.lr, max(total_steps, 1), tuple(tc.lr_boundaries), tc.lr_decay)
   return sgd(schedule, tc.momentum, tc.nesterov, tc.weight_decay), schedule
+
+
+def classification_update(state: TrainState, x: jax.Array, labels: jax.Array, key: jax.Array,
+                          axis_name: Any = None) -> tuple[TrainState, dict]:
+  """One SGD step of cross-entropy on (x, labels): the update RotNet and DeepCluster share.
+
+  With axis_name, gradients and metrics are averaged over that pmap axis.
+  """
+
+  def loss_fn(params):
+    (logits, _), updates = state.apply_fn(
+        {"params": params, "batch_stats": state.batch_stats}, x, train=True,
+        mutable=["batch_stats"], rngs={"dropout": key})
+    loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+    return loss, (logits, updates["batch_stats"])
+
+  (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  accuracy = jnp.mean(jnp.argmax(logits, -1) == labels)
+  if axis_name is not None:
+    grads, loss, accuracy = jax.lax.pmean((grads, loss, accuracy), axis_name)
+  updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
+  new_state = state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
+                            batch_stats=batch_stats, opt_state=opt_state)
+  return new_state, {"loss": loss, "accuracy": accuracy}

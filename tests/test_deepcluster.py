@@ -3,8 +3,8 @@ import json
 
 import jax
 import numpy as np
-
 from conftest import load_config_file
+
 from mono_ssl import train
 from mono_ssl.methods import deepcluster
 

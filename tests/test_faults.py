@@ -10,8 +10,8 @@ from collections import namedtuple
 import jax
 import numpy as np
 import pytest
-
 from conftest import REPO, tiny_config
+
 from mono_ssl import train
 from mono_ssl.errors import UserInputError
 

@@ -7,8 +7,8 @@ import sys
 import jax
 import numpy as np
 import pytest
-
 from conftest import REPO, tiny_config
+
 from mono_ssl import train
 
 CHILD = """

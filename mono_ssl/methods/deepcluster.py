@@ -23,14 +23,13 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from mono_ssl import kmeans as km
 from mono_ssl import sharding as shd
 from mono_ssl.augment import PatchGenerator
 from mono_ssl.errors import UserInputError
 from mono_ssl.models.alexnet import alexnet_from_config
-from mono_ssl.train_state import TrainState, create_sharded, normalise, sgd_from_config
+from mono_ssl.train_state import TrainState, classification_update, create_sharded, normalise, sgd_from_config
 
 
 @flax.struct.dataclass
@@ -101,23 +100,8 @@ def make_train_step(config=None, axis_name: Any = None) -> Callable:
   """
 
   def step(state: DeepClusterState, batch: dict, key: jax.Array):
-    x = normalise(batch["images"])
     labels = state.assignments[batch["indices"] % state.assignments.shape[0]]
-
-    def loss_fn(params):
-      (logits, _), updates = state.apply_fn(
-          {"params": params, "batch_stats": state.batch_stats}, x, train=True,
-          mutable=["batch_stats"], rngs={"dropout": key})
-      loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
-      return loss, (logits, updates["batch_stats"])
-
-    (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-    accuracy = jnp.mean(jnp.argmax(logits, -1) == labels)
-    if axis_name is not None:
-      grads, loss, accuracy = jax.lax.pmean((grads, loss, accuracy), axis_name)
-    updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
-    return state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
-                         batch_stats=batch_stats, opt_state=opt_state), {"loss": loss, "accuracy": accuracy}
+    return classification_update(state, normalise(batch["images"]), labels, key, axis_name)
 
   return step
 

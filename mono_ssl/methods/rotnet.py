@@ -5,10 +5,9 @@ from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
-import optax
 
 from mono_ssl.models.alexnet import alexnet_from_config
-from mono_ssl.train_state import TrainState, create_sharded, normalise, sgd_from_config
+from mono_ssl.train_state import TrainState, classification_update, create_sharded, normalise, sgd_from_config
 
 NUM_ROTATIONS = 4
 
@@ -62,22 +61,6 @@ def make_train_step(config=None, axis_name: Any = None) -> Callable:
 
   def step(state: TrainState, images: jax.Array, key: jax.Array):
     x, labels = rotate_batch(normalise(images))
-
-    def loss_fn(params):
-      (logits, _), updates = state.apply_fn(
-          {"params": params, "batch_stats": state.batch_stats}, x, train=True,
-          mutable=["batch_stats"], rngs={"dropout": key})
-      loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
-      return loss, (logits, updates["batch_stats"])
-
-    (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-    accuracy = jnp.mean(jnp.argmax(logits, -1) == labels)
-    if axis_name is not None:
-      grads, loss, accuracy = jax.lax.pmean((grads, loss, accuracy), axis_name)
-    updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
-    new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
-                              opt_state=opt_state)
-    return new_state, {"loss": loss, "accuracy": accuracy}
+    return classification_update(state, x, labels, key, axis_name)
 
   return step
