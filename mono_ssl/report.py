@@ -33,11 +33,11 @@ def markdown_table(rows: dict[str, dict], layers, metric: str = "top1",
 
 def plot_layers(path: str | os.PathLike, rows: dict[str, dict], layers, title: str) -> None:
   """Top-1 against depth, one line per row."""
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
+  # A bare Figure (no pyplot): works headless and leaves a notebook's backend alone.
+  from matplotlib.figure import Figure
 
-  fig, ax = plt.subplots(figsize=(5.5, 3.8))
+  fig = Figure(figsize=(5.5, 3.8))
+  ax = fig.subplots()
   for name, r in rows.items():
     ax.plot(list(layers), [r[l]["top1"] for l in layers], marker="o", label=name)
   ax.set_xlabel("probed layer")
@@ -47,4 +47,3 @@ def plot_layers(path: str | os.PathLike, rows: dict[str, dict], layers, title: s
   ax.legend(fontsize=8)
   fig.tight_layout()
   fig.savefig(path, dpi=120)
-  plt.close(fig)

@@ -76,7 +76,7 @@ def check_workdir(config, workdir: Path) -> None:
                          "free some disk space or pass another --workdir.")
   saved = workdir / "config.json"
   current = json.loads(config.to_json())
-  if saved.exists():
+  if saved.exists() and _holds_outputs(workdir):  # a refused run's config.json binds nothing
     try:
       old = json.loads(saved.read_text())
     except json.JSONDecodeError:
@@ -91,6 +91,13 @@ def check_workdir(config, workdir: Path) -> None:
           f"{' ...' if len(differ) > 6 else ''}); use a new --workdir, or the config it was made with.")
   if shd.is_chief():
     report.write_json(saved, current)
+
+
+def _holds_outputs(workdir: Path) -> bool:
+  """Whether a run here got as far as checkpoints, metrics or probe results."""
+  ckpts = workdir / "checkpoints"
+  return ((ckpts.is_dir() and any(ckpts.iterdir())) or (workdir / "metrics.jsonl").exists()
+          or any(workdir.glob("probe_*.json")))
 
 
 class MetricsWriter:
@@ -125,12 +132,14 @@ def _restore_init_from(config, state, log):
                          "(or its checkpoints/ folder) of an earlier run of the same method.")
   source = Checkpointer(ckpt_dir)
   if source.latest_step() is None:
-    raise UserInputError(f"init_from={config.init_from!r}: no checkpoint in {ckpt_dir}.")
+    raise UserInputError(f"init_from={config.init_from!r}: no checkpoint in {ckpt_dir}; give the "
+                         "workdir (or its checkpoints/ folder) of an earlier run of the same method.")
   try:
     state = source.restore(state)
-  except UserInputError as e:
-    raise UserInputError(f"init_from={config.init_from!r} does not fit this config's "
-                         f"{config.method} model (same method, scale and model fields?): {e}") from None
+  except UserInputError:  # each step's error was printed as a warning
+    raise UserInputError(f"init_from={config.init_from!r}: no checkpoint in {ckpt_dir} fits this "
+                         f"config's {config.method} model; give the workdir of an earlier run of the "
+                         "same method, scale and model fields.") from None
   finally:
     source.close()
   log(f"initialised from {ckpt_dir} at step {int(jax.device_get(state.step))}")
@@ -271,6 +280,8 @@ def train_and_evaluate(config, workdir: str | os.PathLike, log: Callable[[str], 
   log(f"devices: {jax.device_count()} x {jax.devices()[0].platform}; workdir {workdir}")
   # Probe data first: a missing data set should fail before minutes of training.
   probe_train, probe_test = load_probe_data(config)
+  for field in ("batch_size", "eval_batch_size"):  # likewise a probe batch that cannot run
+    shd.check_batch_size(config.probe[field], mesh, f"probe.{field}")
   trained, initial, info = pretrain(config, workdir, mesh, log)
   results = {"method": config.method, "regime": config.regime, "scale": config.scale,
              "probe_dataset": config.probe.dataset, "pretrain": info, "layers": list(LAYER_NAMES)}
@@ -289,11 +300,12 @@ def train_and_evaluate(config, workdir: str | os.PathLike, log: Callable[[str], 
     if shd.is_chief():
       report.write_json(cached, results[name])
   if shd.is_chief():
-    write_results(workdir, results, config)
+    log("\n" + write_results(workdir, results, config))
   return results
 
 
-def write_results(workdir: Path, results: dict, config) -> None:
+def write_results(workdir: Path, results: dict, config) -> str:
+  """Writes probe_results.{json,md,png}; returns the top-1 table."""
   layers = [l for l in LAYER_NAMES if l in results["trained"]]
   rows = {f"{config.method} ({config.regime})": results["trained"]}
   if "random" in results:
@@ -305,4 +317,4 @@ def write_results(workdir: Path, results: dict, config) -> None:
         "\nTop-5 accuracy (%)\n", report.markdown_table(rows, layers, "top5")]
   (workdir / "probe_results.md").write_text("\n".join(md))
   report.plot_layers(workdir / "probe_results.png", rows, layers, title)
-  print("\n" + md[2])
+  return md[2]

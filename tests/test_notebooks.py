@@ -1,0 +1,85 @@
+"""The notebooks: committed without outputs, and every one runs end to end with SMOKE = True."""
+import importlib.util
+import json
+import re
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
+SMOKE_RE = re.compile(r"^SMOKE\s*=\s*False\b", re.MULTILINE)
+
+
+def _cells(path: Path) -> list[dict]:
+  return json.loads(path.read_text())["cells"]
+
+
+def _parameter_cells(cells: list[dict]) -> list[dict]:
+  return [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+
+
+def test_the_notebooks_exist():
+  names = {p.stem for p in NOTEBOOKS}
+  assert {"quickstart", "augmentations", "results"} <= names, names
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_committed_notebook_has_no_outputs(path):
+  for i, cell in enumerate(_cells(path)):
+    if cell["cell_type"] == "code":
+      assert cell.get("outputs") == [], f"{path.name} cell {i} has outputs: strip them before committing"
+      assert cell.get("execution_count") is None, f"{path.name} cell {i} has an execution_count"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_has_one_parameter_cell_with_smoke_off(path):
+  params = _parameter_cells(_cells(path))
+  assert len(params) == 1, f"{path.name}: want one code cell tagged 'parameters', got {len(params)}"
+  assert SMOKE_RE.search("".join(params[0]["source"])), f"{path.name}: parameter cell lacks SMOKE = False"
+
+
+def _kernel_problem() -> str | None:
+  """Why the notebooks cannot be executed here, or None."""
+  for mod in ("nbformat", "nbclient", "ipykernel"):
+    if importlib.util.find_spec(mod) is None:
+      return f"{mod} is not installed (pip install nbformat nbclient ipykernel)"
+  from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+  try:
+    argv0 = KernelSpecManager().get_kernel_spec("python3").argv[0]
+  except NoSuchKernel:
+    return "no python3 kernel (run: python -m ipykernel install --sys-prefix)"
+  # jupyter_client runs a bare "python" as the current interpreter.
+  if argv0 not in ("python", "python3", f"python{sys.version_info[0]}.{sys.version_info[1]}") \
+      and Path(argv0).resolve() != Path(sys.executable).resolve():
+    return (f"the python3 kernel runs {argv0}, not this interpreter {sys.executable}; run "
+            f"{sys.executable} -m ipykernel install --sys-prefix")
+  return None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_runs_in_smoke_mode(path, record_property):
+  problem = _kernel_problem()
+  if problem is not None:
+    if "not installed" in problem:
+      pytest.skip(f"notebook execution skipped: {problem}")
+    pytest.fail(problem)
+  import nbformat
+  from nbclient import NotebookClient
+
+  nb = nbformat.read(path, as_version=4)
+  (cell,) = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+  cell.source, n = SMOKE_RE.subn("SMOKE = True", cell.source)
+  assert n == 1, f"{path.name}: no 'SMOKE = False' to switch on"
+  t0 = time.time()
+  # Any cell error raises CellExecutionError with the cell's traceback.
+  NotebookClient(nb, timeout=600, kernel_name="python3",
+                 resources={"metadata": {"path": str(REPO)}}).execute()
+  seconds = time.time() - t0
+  record_property("seconds", round(seconds, 1))
+  print(f"{path.name}: {seconds:.1f} s in smoke mode")
+  errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+  assert not errors, errors
