@@ -67,7 +67,8 @@ def _parse_flags(argv):
   except (AttributeError, KeyError, TypeError, ValueError) as e:
     # ml_collections raises these for an unknown field or a wrongly typed value.
     bad = [a for a in argv[1:] if a.startswith("--config")]
-    print(f"error: bad config flag among {' '.join(bad)}: {_one_line(e)}", file=sys.stderr)
+    print(f"error: bad config flag among {' '.join(bad)}: {_one_line(e)} (the valid fields and "
+          "their types are those of the --config file; see mono_ssl/config_lib.py)", file=sys.stderr)
   sys.exit(2)
 
 

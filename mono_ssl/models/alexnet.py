@@ -15,6 +15,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mono_ssl.errors import UserInputError
+
 LAYER_NAMES = ("conv1", "conv2", "conv3", "conv4", "conv5")
 
 
@@ -115,5 +117,10 @@ class AlexNet(nn.Module):
 def alexnet_from_config(config, num_classes: int) -> AlexNet:
   """The AlexNet-BN of `config.scale` and `config.model`, with a `num_classes` output layer."""
   m = config.model
+  if not all(isinstance(h, int) and not isinstance(h, bool) and h >= 1 for h in m.hidden):
+    raise UserInputError(f"model.hidden={m.hidden!r} must be a tuple of positive integers, "
+                         "e.g. --config.model.hidden='(512, 512)'.")
+  if not m.width_mult > 0:
+    raise UserInputError(f"model.width_mult={m.width_mult} must be > 0 (1.0 = the full width).")
   return AlexNet(convs=conv_specs(config.scale, m.width_mult), hidden=tuple(m.hidden),
                  num_classes=num_classes, dropout=m.dropout)
