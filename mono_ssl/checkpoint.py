@@ -12,6 +12,14 @@ from flax import serialization
 from mono_ssl.errors import UserInputError
 
 
+class CheckpointMismatch(UserInputError):
+  """A readable checkpoint whose arrays do not fit the state this config builds."""
+
+
+def _path_name(path) -> str:
+  return ".".join(str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in path)
+
+
 class Checkpointer:
   """Keeps the last `max_to_keep` checkpoints of one training stage under `directory`."""
 
@@ -48,6 +56,14 @@ class Checkpointer:
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, serialization.to_state_dict(state))
     errors = []
     for s in steps:
+      differences = self._differences(s, abstract)
+      if differences:
+        # A readable checkpoint of another model or config: refuse (falling
+        # back or reinitialising would silently train something else).
+        raise CheckpointMismatch(
+            f"the checkpoint {self.directory}/{s} holds a different model or training state "
+            f"than this config builds ({'; '.join(differences)}); restore it with the config it "
+            "was written with (its run's config.json), or start in a fresh --workdir.")
       try:
         arrays = self.manager.restore(s, args=ocp.args.StandardRestore(abstract))
         if errors:  # fell back: set the damaged newer ones aside so training can save again
@@ -60,6 +76,30 @@ class Checkpointer:
     raise UserInputError(
         f"no usable checkpoint in {self.directory} ({'; '.join(errors) or 'none found'}); "
         "delete that folder to start over, or point --workdir elsewhere.")
+
+  def _differences(self, step: int, abstract: Any, limit: int = 6) -> list[str]:
+    """Fields whose shape or presence differ between checkpoint `step` and `abstract`.
+
+    Read from the checkpoint's metadata alone; unreadable metadata gives []
+    so that the restore itself reports the damage (and falls back).
+    """
+    try:
+      meta = ocp.StandardCheckpointHandler().metadata(self.directory / str(step) / "default")
+      tree = getattr(meta, "tree", meta)
+      saved = {_path_name(p): tuple(m.shape) for p, m in jax.tree_util.tree_leaves_with_path(tree)}
+    except Exception:  # noqa: BLE001 -- damaged metadata: let restore() report it
+      return []
+    if not saved:
+      return []
+    wanted = {_path_name(p): tuple(a.shape) for p, a in jax.tree_util.tree_leaves_with_path(abstract)}
+    # Parameters first: they name the model change (optimiser slots only echo it).
+    order = lambda k: (not k.startswith("params"), k)  # noqa: E731
+    out = [f"{k}: checkpoint {saved[k]} vs config {wanted[k]}"
+           for k in sorted(saved.keys() & wanted.keys(), key=order) if saved[k] != wanted[k]]
+    out += [f"{k}: only in the checkpoint" for k in sorted(saved.keys() - wanted.keys(), key=order)]
+    out += [f"{k}: only in this config's state"
+            for k in sorted(wanted.keys() - saved.keys(), key=order)]
+    return out[:limit] + ([f"... {len(out) - limit} more"] if len(out) > limit else [])
 
   def _set_aside(self, steps: list[int]) -> None:
     """Renames damaged step folders to '<step>.damaged' (kept for inspection, never deleted)."""

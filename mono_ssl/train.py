@@ -22,7 +22,7 @@ import numpy as np
 from mono_ssl import datasets, report
 from mono_ssl import sharding as shd
 from mono_ssl.augment import PatchGenerator
-from mono_ssl.checkpoint import Checkpointer
+from mono_ssl.checkpoint import Checkpointer, CheckpointMismatch
 from mono_ssl.data import pretrain_source
 from mono_ssl.errors import TrainingDiverged, UserInputError
 from mono_ssl.methods import bigan, deepcluster, rotnet
@@ -136,6 +136,8 @@ def _restore_init_from(config, state, log):
                          "workdir (or its checkpoints/ folder) of an earlier run of the same method.")
   try:
     state = source.restore(state)
+  except CheckpointMismatch as e:
+    raise UserInputError(f"init_from={config.init_from!r}: {e}") from None
   except UserInputError:  # each step's error was printed as a warning
     raise UserInputError(f"init_from={config.init_from!r}: no checkpoint in {ckpt_dir} fits this "
                          f"config's {config.method} model; give the workdir of an earlier run of the "

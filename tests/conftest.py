@@ -25,6 +25,17 @@ def load_config_file(name: str, arg: str | None = None):
   return mod.get_config(arg)
 
 
+def apply_overrides(c, overrides: dict):
+  """Sets dotted fields, e.g. {"train.batch_size": 8}, in place; returns c."""
+  for k, v in overrides.items():
+    node = c
+    *parents, leaf = k.split(".")
+    for p in parents:
+      node = node[p]
+    node[leaf] = v
+  return c
+
+
 def tiny_config(**overrides):
   """Single-image RotNet small enough for a test: 32 px patches, a quarter-width AlexNet."""
   c = config_lib.base_config("rotnet", "single", "cpu")
@@ -42,12 +53,7 @@ def tiny_config(**overrides):
   c.probe.batch_size = 20
   c.probe.eval_batch_size = 100
   c.probe.target_dims = 256
-  for k, v in overrides.items():
-    node = c
-    *parents, leaf = k.split(".")
-    for p in parents:
-      node = node[p]
-    node[leaf] = v
+  apply_overrides(c, overrides)
   c.lock()
   return c
 

@@ -59,7 +59,7 @@ def test_no_patch_samples_outside_the_image():
   for initial_crop in (True, False):
     c = dataclasses.replace(cfg, initial_crop=initial_crop)
     keys = jax.random.split(jax.random.key(0), 2000)
-    ys, xs, inside, _ = jax.vmap(lambda k: patch_geometry(k, jnp.float32(h), jnp.float32(w), c))(keys)
+    ys, xs, inside, _ = jax.vmap(lambda k, c=c: patch_geometry(k, jnp.float32(h), jnp.float32(w), c))(keys)
     ys, xs, inside = map(np.asarray, (ys, xs, inside))
     assert inside.mean() > 0.8  # the corner-free canvas keeps most pixels
     assert ys[inside].min() >= -1e-3 and ys[inside].max() <= h + 1e-3

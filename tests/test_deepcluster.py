@@ -3,7 +3,7 @@ import json
 
 import jax
 import numpy as np
-from conftest import load_config_file
+from conftest import apply_overrides, load_config_file
 
 from mono_ssl import train
 from mono_ssl.methods import deepcluster
@@ -19,13 +19,7 @@ def tiny_dc(**overrides):
               "probe.limit_per_class": 20, "probe.epochs": 1, "probe.batch_size": 20,
               "probe.eval_batch_size": 100, "probe.target_dims": 256}
   settings.update(overrides)
-  for k, v in settings.items():
-    node = c
-    *parents, leaf = k.split(".")
-    for p in parents:
-      node = node[p]
-    node[leaf] = v
-  return c
+  return apply_overrides(c, settings)
 
 
 def test_reclusters_every_epoch_and_trains_on_pseudo_labels(tmp_path):

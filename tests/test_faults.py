@@ -109,3 +109,24 @@ def test_results_already_written_survive_a_refused_rerun(tmp_path):
   with pytest.raises(UserInputError):
     train.train_and_evaluate(tiny_config(**{"model.width_mult": 0.5}), tmp_path, log=lambda s: None)
   assert json.loads((tmp_path / "probe_results.json").read_text()) == before
+
+
+def test_checkpoint_of_a_different_model_is_refused_naming_the_fields(tmp_path):
+  # Written by a half-width trunk; config.json removed so only the checkpoint can tell.
+  train.pretrain(tiny_config(**{"train.num_steps": 3, "train.ckpt_every": 3,
+                                "model.width_mult": 0.5}), tmp_path, log=lambda s: None)
+  (tmp_path / "config.json").unlink(missing_ok=True)
+  with pytest.raises(UserInputError, match=r"different model.*params\.conv1\.kernel: checkpoint "
+                                           r"\(5, 5, 3, \d+\) vs config \(5, 5, 3, \d+\)"):
+    train.pretrain(tiny_config(**{"train.num_steps": 3}), tmp_path, log=lambda s: None)
+  # Refused, not set aside or overwritten: the checkpoint is still there, intact.
+  assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["3"]
+
+
+def test_init_from_a_different_model_is_refused_naming_the_fields(tmp_path, capfd):
+  train.pretrain(tiny_config(**{"train.num_steps": 3, "model.width_mult": 0.5}), tmp_path / "pre",
+                 log=lambda s: None)
+  config = tiny_config(**{"init_from": str(tmp_path / "pre"), "train.num_steps": 0})
+  with pytest.raises(UserInputError, match=r"init_from=.*pre.*params\.conv1\.kernel"):
+    train.pretrain(config, tmp_path / "probe", log=lambda s: None)
+  assert "Traceback" not in capfd.readouterr().err  # no orbax traceback on the way

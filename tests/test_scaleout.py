@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import REPO, load_config_file, tiny_config
+from conftest import REPO, apply_overrides, load_config_file, tiny_config
 
 from mono_ssl import config_lib, train
 from mono_ssl import sharding as shd
@@ -27,16 +27,6 @@ STEPS = 3
 DC_SIZE = 64    # DeepCluster's cluster set: data set size N
 
 
-def _set(c, settings: dict):
-  for k, v in settings.items():
-    node = c
-    *parents, leaf = k.split(".")
-    for p in parents:
-      node = node[p]
-    node[leaf] = v
-  return c
-
-
 def scaleout_config(method: str):
   """The tiny config of each method: quarter-width AlexNet, hidden (32, 32), 32 px patches."""
   if method == "rotnet":
@@ -45,10 +35,10 @@ def scaleout_config(method: str):
            "model.hidden": (32, 32), "train.batch_size": BATCH}
   if method == "deepcluster":
     c = load_config_file("deepcluster", "regime=single,scale=cpu")
-    return _set(c, dict(small, **{"deepcluster.num_clusters": 8, "data.dataset_size": DC_SIZE,
+    return apply_overrides(c, dict(small, **{"deepcluster.num_clusters": 8, "data.dataset_size": DC_SIZE,
                                   "train.lr": 0.05}))
   c = config_lib.bigan_fields(config_lib.base_config("bigan", "single", "cpu"), "cpu")
-  _set(c, small)
+  apply_overrides(c, small)
   # No weight decay: Adam would turn float noise in near-zero gradients into full steps.
   c.bigan.update(dict(latent_dim=16, gen_width=8, disc_width=8, disc_z_hidden=32,
                       disc_joint_hidden=32))

@@ -57,9 +57,27 @@ def build_model(config):
   return nets.encoder_from_config(config)
 
 
+def _ge_labels(ge_params) -> Any:
+  """'enc_weights' / 'enc_bn' (E's BatchNorm scale and bias) / 'generator' per leaf."""
+  def label(path, _):
+    keys = [getattr(k, "key", "") for k in path]
+    if keys[0] == "generator":
+      return "generator"
+    return "enc_bn" if any(str(k).endswith("_bn") for k in keys) else "enc_weights"
+  return jax.tree_util.tree_map_with_path(label, ge_params)
+
+
 def optimisers(config, total_steps: int) -> tuple[optax.GradientTransformation,
                                                    optax.GradientTransformation]:
-  """(G/E optimiser, D optimiser): L2 weight decay, then Adam on the train block's schedule."""
+  """(G/E optimiser, D optimiser): L2 weight decay, then Adam on the train block's schedule.
+
+  E's weights and E's BatchNorm scale/bias get their own rate multipliers
+  (`bigan.e_lr_mult`, `bigan.e_bn_lr_mult`). Why: Adam moves every parameter
+  by about lr per step whatever its gradient's size, which is a tiny relative
+  change for a conv kernel but a large one for a BatchNorm bias, whose drift
+  sets how many units pass the next ReLU; on short runs that drift, not the
+  filters, is what changed the probed features.
+  """
   tc, b = config.train, config.bigan
   schedule = sgd_schedule(tc.lr, max(total_steps, 1), tuple(tc.lr_boundaries), tc.lr_decay)
 
@@ -68,7 +86,11 @@ def optimisers(config, total_steps: int) -> tuple[optax.GradientTransformation,
     return optax.chain(optax.add_decayed_weights(tc.weight_decay),
                        optax.adam(lr, b1=b.b1, b2=b.b2))
 
-  return adam(1.0), adam(b.d_lr_mult)
+  ge = optax.multi_transform(
+      {"generator": adam(1.0), "enc_weights": adam(b.e_lr_mult),
+       "enc_bn": adam(b.e_bn_lr_mult) if b.e_bn_lr_mult else optax.set_to_zero()},
+      _ge_labels)
+  return ge, adam(b.d_lr_mult)
 
 
 def _check(config, image_size: int) -> None:
@@ -141,28 +163,29 @@ def make_train_step(config=None, axis_name: Any = None) -> Callable:
 
   images: float (B, H, W, 3) in [0, 1]. `config` is required (latent size,
   prior, G's resolution). With `axis_name` (under `jax.pmap`, the state from
-  `with_networks(..., axis_name)`), gradients, metrics and BatchNorm statistics are averaged over
-  that axis, and each device takes its slice of the z a jitted step would
-  draw for the whole batch, so both give the same update (D's dropout masks
-  are the exception: they are drawn per device).
+  `with_networks(state, config, axis_name)`), gradients, metrics and BatchNorm
+  statistics are averaged over that axis, and each device takes its slice of
+  the z a jitted step would draw for the whole batch, so both give the same
+  update (D's dropout masks are the exception: they are drawn per device).
   """
   if config is None:
     raise ValueError("bigan.make_train_step needs the config (latent size, prior, gen_size).")
   b = config.bigan
   prior, latent, gen_size = b.prior, int(b.latent_dim), int(b.gen_size)
+  cycle_weight = float(b.latent_cycle)
 
   def step(state: BiGANState, images: jax.Array, key: jax.Array):
-    k_z, k_enc, k_real, k_fake = jax.random.split(key, 4)
+    k_z, k_enc, k_disc = jax.random.split(key, 3)
     n = images.shape[0]
     if axis_name is None:
       z = nets.sample_prior(k_z, (n, latent), prior)
     else:
-      devices = jax.lax.psum(1, axis_name)
+      # Each device takes its slice of the z a jitted step draws for the whole
+      # batch. Dropout masks do differ per device (their shapes are local).
       index = jax.lax.axis_index(axis_name)
-      z_all = nets.sample_prior(k_z, (n * devices, latent), prior)
+      z_all = nets.sample_prior(k_z, (n * jax.lax.psum(1, axis_name), latent), prior)
       z = jax.lax.dynamic_slice_in_dim(z_all, index * n, n)
-      # Dropout masks differ per device (their shapes are local).
-      k_enc, k_real, k_fake = (jax.random.fold_in(k, index) for k in (k_enc, k_real, k_fake))
+      k_enc, k_disc = (jax.random.fold_in(k, index) for k in (k_enc, k_disc))
     x = normalise(images)
     x_small = _resize(x, gen_size)  # what D sees of a real image
     bs = state.batch_stats
@@ -175,14 +198,27 @@ def make_train_step(config=None, axis_name: Any = None) -> Callable:
       gx, gen_upd = state.generator_apply(
           {"params": ge_params["generator"], "batch_stats": bs["generator"]}, z, train=True,
           mutable=["batch_stats"])
-      d_real = state.discriminator_apply({"params": d_params}, x_small, ez, train=True,
-                                         rngs={"dropout": k_real})
-      d_fake = state.discriminator_apply({"params": d_params}, normalise(gx), z, train=True,
-                                         rngs={"dropout": k_fake})
+      # Real and fake pairs in one call (D has no BatchNorm, so this changes
+      # nothing numerically): one set of dropout masks to draw and compile.
+      d_logits = state.discriminator_apply(
+          {"params": d_params}, jnp.concatenate([x_small, normalise(gx)]),
+          jnp.concatenate([ez, z]), train=True, rngs={"dropout": k_disc})
+      d_real, d_fake = d_logits[:n], d_logits[n:]
       # -log sigmoid(a) = softplus(-a): D wants real -> 1, fake -> 0 ...
       d_loss = jnp.mean(jax.nn.softplus(-d_real)) + jnp.mean(jax.nn.softplus(d_fake))
       # ... G and E want the opposite (non-saturating: swapped labels, not -d_loss).
       ge_loss = jnp.mean(jax.nn.softplus(d_real)) + jnp.mean(jax.nn.softplus(-d_fake))
+      if cycle_weight:
+        # ALICE-style latent cycle (Li et al. 2017): E must also recover z from
+        # G(z). G's image is a constant here (only E learns from this term, G
+        # cannot make itself trivially invertible), and E's batch statistics
+        # from this pass are dropped: the probes' BatchNorm averages real data.
+        (fake_logits, _), _ = state.encoder_apply(
+            {"params": ge_params["encoder"], "batch_stats": bs["encoder"]},
+            _resize(jax.lax.stop_gradient(normalise(gx)), x.shape[1]), train=True,
+            mutable=["batch_stats"], rngs={"dropout": k_enc})
+        ge_loss = ge_loss + cycle_weight * jnp.mean(
+            jnp.square(nets.squash_code(fake_logits, prior) - z))
       new_bs = {"encoder": enc_upd["batch_stats"], "generator": gen_upd["batch_stats"]}
       return (d_loss, ge_loss), (d_real, d_fake, new_bs)
 
@@ -243,7 +279,8 @@ def _grid(images: np.ndarray, cols: int) -> np.ndarray:
 
 
 def on_log(state: BiGANState, images: jax.Array, step: int, workdir, config) -> None:
-  """Writes samples_<step>.png and recon_<step>.png every `train.sample_every` steps and at the end."""
+  """Writes samples_<step>.png and recon_<step>.png every `train.sample_every` steps and at
+  the last one."""
   every = config.train.sample_every
   if not ((every > 0 and step % every == 0) or step == config.train.num_steps):
     return

@@ -3,15 +3,16 @@
 - Encoder E: the AlexNet-BN trunk the linear probes read (`alexnet_from_config`
   with a `latent_dim`-wide output layer), on ImageNet-normalised images at the
   training resolution (`aug.out_size`).
-- Generator G: DCGAN-style, z -> Dense to 4x4 -> stride-2 transposed convs
-  (4x4 kernels, BN, ReLU) doubling the side up to `gen_size`, output in [0, 1]
-  (like the patches; callers normalise both before D sees them).
+- Generator G: DCGAN-style, z -> Dense to 4x4 -> x2 upsampling stages (BN,
+  ReLU; channels halving) up to `gen_size`, output in [0, 1] like the
+  patches (callers normalise both before D sees them). Each stage is a
+  sub-pixel conv rather than DCGAN's 4x4 stride-2 transposed conv: a superset
+  of it, and ~4x faster on a CPU (see `_upsample`).
 - Discriminator D: a conv path on x (stride-2 4x4 convs, LeakyReLU 0.2, down
   to 4x4), an MLP on z, and a joint MLP on their concatenation -> one logit.
-  No BatchNorm in D: real and fake pairs go through it separately, and batch
-  statistics would let D tell them apart by their batch rather than by the
-  pair (and would need their own state); dropout regularises it instead, as
-  in ALI/BiGAN.
+  No BatchNorm in D: real and fake pairs go through it in one batch, whose
+  statistics would couple each pair's score to the rest of the batch (and
+  need their own state); dropout in its FC layers regularises it instead.
 
 `gen_size` may differ from the encoder's input size (Donahue et al.'s
 "generalized BiGAN": E reads 112 px crops, G/D work at 64 px); D then sees
@@ -80,13 +81,26 @@ class Generator(nn.Module):
     x = nn.relu(bn(x.reshape((z.shape[0], _BASE, _BASE, ch)), "fc_bn"))
     for i in range(n - 1):
       ch //= 2
-      x = nn.ConvTranspose(ch, (4, 4), strides=(2, 2), padding="SAME", use_bias=False,
-                           kernel_init=_DCGAN_INIT, name=f"deconv{i + 1}")(x)
-      x = nn.relu(bn(x, f"deconv{i + 1}_bn"))
-    x = nn.ConvTranspose(3, (4, 4), strides=(2, 2), padding="SAME", kernel_init=_DCGAN_INIT,
-                         name=f"deconv{n}")(x)
+      x = _upsample(x, ch, use_bias=False, name=f"up{i + 1}")
+      x = nn.relu(bn(x, f"up{i + 1}_bn"))
+    x = _upsample(x, 3, use_bias=True, name=f"up{n}")
     # DCGAN's tanh, mapped to the patches' [0, 1] range.
     return (jnp.tanh(x) + 1.0) / 2.0
+
+
+def _upsample(x: jax.Array, channels: int, use_bias: bool, name: str) -> jax.Array:
+  """x2 upsampling by sub-pixel convolution (Shi et al. 2016): a 3x3 conv to 4 * channels
+  at the input resolution, then depth-to-space.
+
+  It can express any 4x4 stride-2 transposed conv (DCGAN's layer) and runs
+  about 4x faster through XLA on a CPU, whose transposed convs work on a
+  zero-dilated input.
+  """
+  b, h, w, _ = x.shape
+  x = nn.Conv(4 * channels, (3, 3), padding="SAME", use_bias=use_bias, kernel_init=_DCGAN_INIT,
+              name=name)(x)
+  x = x.reshape((b, h, w, 2, 2, channels)).transpose((0, 1, 3, 2, 4, 5))
+  return x.reshape((b, 2 * h, 2 * w, channels))
 
 
 class JointDiscriminator(nn.Module):
@@ -94,20 +108,24 @@ class JointDiscriminator(nn.Module):
   width: int = 32        # channels of the first conv; doubled per stage
   z_hidden: int = 256    # the z path: two Dense layers of this width
   joint_hidden: int = 512
-  dropout: float = 0.2
+  dropout: float = 0.2   # in the FC layers (z path and joint MLP)
 
   @nn.compact
   def __call__(self, x: jax.Array, z: jax.Array, train: bool = False) -> jax.Array:
     n = num_doublings(x.shape[1])
 
-    def act(h):
+    def act(h, drop=True):
       h = nn.leaky_relu(h, 0.2)
-      return nn.Dropout(self.dropout, deterministic=not train)(h) if self.dropout else h
+      if drop and self.dropout:
+        h = nn.Dropout(self.dropout, deterministic=not train)(h)
+      return h
 
     h = x
     for i in range(n):
+      # No dropout on the conv maps (Donahue et al. drop only in FC layers;
+      # with it there too, probes came out no better and steps ran slower).
       h = act(nn.Conv(self.width * 2 ** i, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)),
-                      kernel_init=_DCGAN_INIT, name=f"conv{i + 1}")(h))
+                      kernel_init=_DCGAN_INIT, name=f"conv{i + 1}")(h), drop=False)
     h = h.reshape((h.shape[0], -1))
     hz = z
     for i in range(2):
@@ -123,11 +141,13 @@ def encoder_from_config(config, bn_axis_name: Any = None) -> AlexNet:
 
 
 def generator_from_config(config, bn_axis_name: Any = None) -> Generator:
+  """G of `config.bigan`: `gen_size` px output, `gen_width` channels before the last stage."""
   b = config.bigan
   return Generator(out_size=b.gen_size, width=b.gen_width, bn_axis_name=bn_axis_name)
 
 
 def discriminator_from_config(config) -> JointDiscriminator:
+  """D of `config.bigan` (its widths and FC dropout)."""
   b = config.bigan
   return JointDiscriminator(width=b.disc_width, z_hidden=b.disc_z_hidden,
                             joint_hidden=b.disc_joint_hidden, dropout=b.disc_dropout)

@@ -1,0 +1,211 @@
+"""BiGAN: finite losses, gradients reach E, D learns, 1 vs 4 devices, pmap, end to end."""
+import functools
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import apply_overrides, load_config_file
+
+from mono_ssl import config_lib, train
+from mono_ssl import sharding as shd
+from mono_ssl.augment import PatchGenerator
+from mono_ssl.checkpoint import Checkpointer
+from mono_ssl.data import pretrain_source
+from mono_ssl.errors import UserInputError
+from mono_ssl.methods import bigan
+from mono_ssl.models import bigan as nets
+from mono_ssl.models.alexnet import PAPER_CONVS, AlexNet
+
+
+def tiny_bigan_config(**overrides):
+  """Single-image BiGAN small enough for a test: 32 px, quarter-width E, 8-wide G and D."""
+  c = config_lib.bigan_fields(config_lib.base_config("bigan", "single", "cpu"), "cpu")
+  c.data.images = "default"
+  c.data.max_side = 512
+  c.model.width_mult = 0.25
+  c.model.hidden = (32, 32)
+  c.bigan.update(dict(latent_dim=16, gen_width=8, disc_width=8, disc_z_hidden=32,
+                      disc_joint_hidden=32))
+  c.train.update(dict(batch_size=8, num_steps=4, log_every=2, ckpt_every=2, sample_every=2))
+  c.probe.update(dict(dataset="bundled_cifar10", limit_per_class=20, epochs=1, batch_size=20,
+                      eval_batch_size=100, target_dims=256))
+  apply_overrides(c, overrides)
+  c.lock()
+  return c
+
+
+# Building a state and compiling a step cost seconds each on a 2-core CPU, so
+# the tests share them: one state per device count (copied before each use,
+# since steps donate it), one jitted step per device count, one set of patches.
+_CONFIG = None
+
+
+def _config():
+  global _CONFIG
+  if _CONFIG is None:
+    # No weight decay: with it Adam moves every parameter even at zero gradient.
+    _CONFIG = tiny_bigan_config(**{"train.weight_decay": 0.0})
+  return _CONFIG
+
+
+@functools.lru_cache(maxsize=None)
+def _mesh_state_step(n_devices: int):
+  mesh = shd.make_mesh(jax.devices()[:n_devices])
+  state = bigan.create_state(_config(), 32, jax.random.key(0), mesh, 100)
+  step = jax.jit(bigan.make_train_step(_config()), donate_argnums=0,
+                 in_shardings=(shd.replicated(mesh), shd.batch_sharded(mesh), shd.replicated(mesh)),
+                 out_shardings=(shd.replicated(mesh), shd.replicated(mesh)))
+  return mesh, state, step
+
+
+def _fresh(n_devices: int):
+  """(mesh, a copy of the initial state, the jitted step) for the first n devices."""
+  mesh, state, step = _mesh_state_step(n_devices)
+  return mesh, jax.tree.map(lambda x: x.copy(), state), step
+
+
+@functools.lru_cache(maxsize=None)
+def _real_patches(num_batches: int = 3, batch: int = 8) -> np.ndarray:
+  """(num_batches, batch, 32, 32, 3) patches of the default image, on the host."""
+  source = pretrain_source(_config())
+  gen = PatchGenerator(source.bank, source.aug, seed=0)
+  return np.asarray(gen(jnp.arange(num_batches * batch))).reshape(num_batches, batch, 32, 32, 3)
+
+
+def _on(mesh, images):
+  return jax.device_put(images, shd.batch_sharded(mesh))
+
+
+def test_configs_load_and_networks_have_the_documented_shapes():
+  for scale, size, gen_size in (("cpu", 32, 32), ("paper", 224, 64)):
+    c = load_config_file("bigan", f"regime=single,scale={scale}")
+    assert c.method == "bigan" and c.aug.out_size == size and c.bigan.gen_size == gen_size
+    assert c.train.sample_every > 0 and c.train.lr == 2e-4
+    enc = train.build_model(c)
+    assert isinstance(enc, AlexNet) and enc.num_classes == c.bigan.latent_dim
+    z = jnp.zeros((2, c.bigan.latent_dim))
+    g = nets.generator_from_config(c)
+    out = jax.eval_shape(lambda g=g, z=z: g.init_with_output(jax.random.key(0), z)[0])
+    assert out.shape == (2, gen_size, gen_size, 3)
+    d = nets.discriminator_from_config(c)
+    logits = jax.eval_shape(
+        lambda d=d, z=z, s=out.shape: d.init_with_output(jax.random.key(0), jnp.zeros(s), z)[0])
+    assert logits.shape == (2,)
+  assert train.build_model(load_config_file("bigan", "scale=paper")).convs == PAPER_CONVS
+  with pytest.raises(UserInputError, match="gen_size=48"):
+    bigan.create_state(tiny_bigan_config(**{"bigan.gen_size": 48}), 32, jax.random.key(0),
+                       shd.make_mesh(), 1)
+
+
+def test_losses_finite_and_every_network_gets_gradients():
+  mesh, state, step = _fresh(4)
+  before = jax.device_get(state.params)
+  for t in range(3):
+    state, m = step(state, _on(mesh, _real_patches()[t]), jax.random.key(t))
+    m = jax.device_get(m)
+    assert set(m) >= {"loss", "d_loss", "g_loss", "d_acc_real", "d_acc_fake"}
+    assert all(np.isfinite(float(v)) for v in m.values()), m
+  after = jax.device_get(state.params)
+  # The probed trunk (conv1..conv5) and E's code layer all moved: gradients reach E through D.
+  for layer in ("conv1", "conv3", "conv5", "classifier"):
+    for a, b in zip(jax.tree.leaves(before["encoder"][layer]),
+                    jax.tree.leaves(after["encoder"][layer])):
+      assert np.abs(a - b).max() > 0, layer
+  for net in ("generator", "discriminator"):
+    assert any(np.abs(a - b).max() > 0 for a, b in
+               zip(jax.tree.leaves(before[net]), jax.tree.leaves(after[net]))), net
+
+
+def test_discriminator_accuracy_leaves_chance_on_a_fixed_batch():
+  # G and E are put back after every step (same shapes: no recompilation), so
+  # D trains against fixed pairs and must learn to separate real from fake.
+  mesh, state, step = _fresh(4)
+  frozen = {k: state.params[k] for k in ("encoder", "generator")}
+  frozen = jax.tree.map(lambda x: x.copy(), (frozen, state.ge_opt_state))
+  images = _on(mesh, _real_patches()[0])
+  history = []
+  for t in range(30):
+    state, m = step(state, images, jax.random.key(t))
+    ge, ge_opt = jax.tree.map(lambda x: x.copy(), frozen)
+    state = state.replace(params={**state.params, **ge}, ge_opt_state=ge_opt)
+    history.append({k: float(v) for k, v in jax.device_get(m).items()})
+  last = history[-5:]
+  assert np.mean([(h["d_acc_real"] + h["d_acc_fake"]) / 2 for h in last]) > 0.8, history
+  # DCGAN's N(0, 0.02) init keeps D's logits small at first, so its loss
+  # falls slowly from log 4 while the accuracy is already far from 0.5.
+  assert np.mean([h["d_loss"] for h in last]) < history[0]["d_loss"] - 0.03, history
+
+
+def test_same_parameters_on_one_and_four_devices():
+  results = []
+  for n in (1, 4):
+    mesh, state, step = _fresh(n)
+    for t in range(3):
+      state, m = step(state, _on(mesh, _real_patches()[t]), jax.random.key(t))
+    results.append((jax.device_get(state.params), jax.device_get(state.batch_stats),
+                    jax.device_get(m)))
+  for a, b in zip(jax.tree.leaves(results[0]), jax.tree.leaves(results[1])):
+    np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5)
+
+
+def test_step_under_pmap_with_axis_name_matches_jit():
+  # Dropout off: under pmap each device draws its own masks (see make_train_step).
+  config = tiny_bigan_config(**{"train.weight_decay": 0.0, "bigan.disc_dropout": 0.0})
+  mesh, state, _ = _fresh(1)
+  state = bigan.with_networks(state, config)
+  images = _on(mesh, _real_patches()[0])
+  step = jax.jit(bigan.make_train_step(config))
+  jit_state, jit_m = step(jax.tree.map(lambda x: x.copy(), state), images, jax.random.key(0))
+
+  # Host copies: pmap places them itself.
+  pstate = jax.tree.map(lambda x: np.stack([np.asarray(x)] * 4),
+                        bigan.with_networks(state, config, axis_name="batch"))
+  pstep = jax.pmap(bigan.make_train_step(config, axis_name="batch"), axis_name="batch")
+  keys = np.stack([np.asarray(jax.random.key_data(jax.random.key(0)))] * 4)
+  p_state, p_m = pstep(pstate, np.asarray(images).reshape(4, 2, *images.shape[1:]),
+                       jax.random.wrap_key_data(keys))
+  for k in ("d_loss", "g_loss", "d_acc_real", "d_acc_fake"):
+    np.testing.assert_allclose(float(p_m[k][0]), float(jit_m[k]), rtol=1e-5, atol=1e-6)
+  for a, b in zip(jax.tree.leaves(jax.device_get((jit_state.params, jit_state.batch_stats))),
+                  jax.tree.leaves(jax.device_get((p_state.params, p_state.batch_stats)))):
+    np.testing.assert_allclose(a, b[0], rtol=2e-4, atol=2e-5)
+
+
+def test_end_to_end_writes_grids_and_probes_then_probe_only_run_restores_it(tmp_path):
+  # No random-init arm: the probes are the slow part, and test_train covers that arm.
+  config = tiny_bigan_config(**{"probe.random_baseline": False})
+  results = train.train_and_evaluate(config, tmp_path / "pre", log=lambda s: None)
+  pre = tmp_path / "pre"
+  saved = json.loads((pre / "probe_results.json").read_text())
+  assert saved["method"] == "bigan" and saved["trained"] == results["trained"]
+  assert set(saved["trained"]) == {"conv1", "conv2", "conv3", "conv4", "conv5"}
+  for step in (2, 4):  # sample_every=2, 4 steps
+    for kind in ("samples", "recon"):
+      assert (pre / f"{kind}_{step}.png").stat().st_size > 0, (kind, step)
+  records = [json.loads(l) for l in (pre / "metrics.jsonl").read_text().splitlines()]
+  assert [r["step"] for r in records] == [2, 4] and "d_acc_real" in records[0]
+
+  # Probe only: init_from the BiGAN workdir, no training.
+  probe_config = tiny_bigan_config(**{"init_from": str(pre), "train.num_steps": 0,
+                                      "probe.random_baseline": False})
+  logs = []
+  probed = train.train_and_evaluate(probe_config, tmp_path / "probe", log=logs.append)
+  assert any("initialised from" in l and "step 4" in l for l in logs)
+  assert not any(l.startswith("step ") for l in logs)  # no training step ran
+  assert set(probed["trained"]) == {"conv1", "conv2", "conv3", "conv4", "conv5"}
+  # The probe-only run holds the pretrained BiGAN, not a fresh init.
+  trained, restored = (_restore(d / "checkpoints") for d in (pre, tmp_path / "probe"))
+  assert int(trained.step) == int(restored.step) == 4
+  for a, b in zip(jax.tree.leaves(trained.params), jax.tree.leaves(restored.params)):
+    np.testing.assert_array_equal(a, b)
+
+
+def _restore(directory):
+  """The latest checkpoint in `directory`, restored into the shape of the shared tiny state."""
+  ckpt = Checkpointer(directory)
+  try:
+    return jax.device_get(ckpt.restore(_fresh(4)[1]))
+  finally:
+    ckpt.close()
