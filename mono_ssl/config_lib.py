@@ -131,7 +131,7 @@ def bigan_fields(config: ml_collections.ConfigDict, scale: str) -> ml_collection
       d_lr_mult=1.0,
       e_lr_mult=1.0,     # E's conv/dense weights (see methods/bigan.optimisers)
       e_bn_lr_mult=1.0,  # E's BatchNorm scale and bias; 0 freezes them
-      latent_cycle=0.0,  # weight of ||E(G(z)) - z||^2 in E's loss (ALICE); 0 = plain BiGAN
+      standardise_codes=False,  # E's codes: batch-standardised to the prior's marginals
       b1=0.5, b2=0.999)
   config.train.update(dict(
       batch_size=128,

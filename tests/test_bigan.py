@@ -209,3 +209,19 @@ def _restore(directory):
     return jax.device_get(ckpt.restore(_fresh(4)[1]))
   finally:
     ckpt.close()
+
+
+def test_standardised_codes_have_the_priors_marginals_and_global_statistics():
+  logits = jax.random.normal(jax.random.key(0), (4096, 3)) * jnp.array([5.0, 0.1, 2.0]) + 3.0
+  codes = np.asarray(nets.code_from_logits(logits, "uniform", standardise=True))
+  assert np.abs(codes).max() < 1.0
+  for d in range(3):  # uniform on (-1, 1) whatever the logits' scale and offset
+    hist = np.histogram(codes[:, d], bins=4, range=(-1, 1))[0] / len(codes)
+    np.testing.assert_allclose(hist, 0.25, atol=0.03)
+  normal = np.asarray(nets.code_from_logits(logits, "normal", standardise=True))
+  np.testing.assert_allclose(normal.mean(0), 0.0, atol=1e-4)
+  np.testing.assert_allclose(normal.std(0), 1.0, atol=1e-3)
+  # Under pmap the statistics are the global batch's, so devices agree with one big batch.
+  per_device = jax.pmap(lambda l: nets.code_from_logits(l, "uniform", True, axis_name="d"),
+                        axis_name="d")(logits.reshape(4, 1024, 3))
+  np.testing.assert_allclose(np.asarray(per_device).reshape(4096, 3), codes, atol=1e-4)

@@ -172,7 +172,7 @@ def make_train_step(config=None, axis_name: Any = None) -> Callable:
     raise ValueError("bigan.make_train_step needs the config (latent size, prior, gen_size).")
   b = config.bigan
   prior, latent, gen_size = b.prior, int(b.latent_dim), int(b.gen_size)
-  cycle_weight = float(b.latent_cycle)
+  standardise = bool(b.standardise_codes)
 
   def step(state: BiGANState, images: jax.Array, key: jax.Array):
     k_z, k_enc, k_disc = jax.random.split(key, 3)
@@ -194,7 +194,7 @@ def make_train_step(config=None, axis_name: Any = None) -> Callable:
       (logits, _), enc_upd = state.encoder_apply(
           {"params": ge_params["encoder"], "batch_stats": bs["encoder"]}, x, train=True,
           mutable=["batch_stats"], rngs={"dropout": k_enc})
-      ez = nets.squash_code(logits, prior)
+      ez = nets.code_from_logits(logits, prior, standardise, axis_name)
       gx, gen_upd = state.generator_apply(
           {"params": ge_params["generator"], "batch_stats": bs["generator"]}, z, train=True,
           mutable=["batch_stats"])
@@ -208,17 +208,6 @@ def make_train_step(config=None, axis_name: Any = None) -> Callable:
       d_loss = jnp.mean(jax.nn.softplus(-d_real)) + jnp.mean(jax.nn.softplus(d_fake))
       # ... G and E want the opposite (non-saturating: swapped labels, not -d_loss).
       ge_loss = jnp.mean(jax.nn.softplus(d_real)) + jnp.mean(jax.nn.softplus(-d_fake))
-      if cycle_weight:
-        # ALICE-style latent cycle (Li et al. 2017): E must also recover z from
-        # G(z). G's image is a constant here (only E learns from this term, G
-        # cannot make itself trivially invertible), and E's batch statistics
-        # from this pass are dropped: the probes' BatchNorm averages real data.
-        (fake_logits, _), _ = state.encoder_apply(
-            {"params": ge_params["encoder"], "batch_stats": bs["encoder"]},
-            _resize(jax.lax.stop_gradient(normalise(gx)), x.shape[1]), train=True,
-            mutable=["batch_stats"], rngs={"dropout": k_enc})
-        ge_loss = ge_loss + cycle_weight * jnp.mean(
-            jnp.square(nets.squash_code(fake_logits, prior) - z))
       new_bs = {"encoder": enc_upd["batch_stats"], "generator": gen_upd["batch_stats"]}
       return (d_loss, ge_loss), (d_real, d_fake, new_bs)
 
@@ -247,8 +236,9 @@ def make_train_step(config=None, axis_name: Any = None) -> Callable:
   return step
 
 
-@functools.partial(jax.jit, static_argnames=("prior", "gen_size"))
-def _render(state: BiGANState, images: jax.Array, z: jax.Array, prior: str, gen_size: int):
+@functools.partial(jax.jit, static_argnames=("prior", "gen_size", "standardise"))
+def _render(state: BiGANState, images: jax.Array, z: jax.Array, prior: str, gen_size: int,
+            standardise: bool = False):
   """(G(z), real patches at gen_size, G(E(x))), all in [0, 1]."""
   def generate(codes):
     # Batch statistics rather than the running averages: a GAN's generator
@@ -261,7 +251,8 @@ def _render(state: BiGANState, images: jax.Array, z: jax.Array, prior: str, gen_
 
   enc_fn, enc_vars = trunk(state)
   logits, _ = enc_fn(enc_vars, normalise(images), train=False)  # the probes' E: inference BN
-  return generate(z), _resize(images, gen_size), generate(nets.squash_code(logits, prior))
+  codes = nets.code_from_logits(logits, prior, standardise)
+  return generate(z), _resize(images, gen_size), generate(codes)
 
 
 def _grid(images: np.ndarray, cols: int) -> np.ndarray:
@@ -295,7 +286,8 @@ def on_log(state: BiGANState, images: jax.Array, step: int, workdir, config) -> 
   shards = {s.index[0].start or 0: s.data for s in images.addressable_shards}  # dedupes replicas
   local_images = np.concatenate([np.asarray(shards[k]) for k in sorted(shards)])[:NUM_RECON]
   samples, real, recon = jax.device_get(
-      _render(local_state, local_images, z, prior=b.prior, gen_size=int(b.gen_size)))
+      _render(local_state, local_images, z, prior=b.prior, gen_size=int(b.gen_size),
+              standardise=bool(b.standardise_codes)))
   workdir = Path(workdir)
   Image.fromarray(_grid(np.asarray(samples), 8)).save(workdir / f"samples_{step}.png")
   # Each real patch followed by its reconstruction: 4 pairs per row.

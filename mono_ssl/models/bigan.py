@@ -55,6 +55,26 @@ def squash_code(logits: jax.Array, prior: str) -> jax.Array:
   return jnp.tanh(logits) if prior == "uniform" else logits
 
 
+def code_from_logits(logits: jax.Array, prior: str, standardise: bool = False,
+                     axis_name: Any = None) -> jax.Array:
+  """E(x): E's output layer -> a code distributed like the prior.
+
+  Without `standardise`: `squash_code`. With it, each latent dimension is
+  standardised over the (global) batch and, for the uniform prior, mapped
+  through the normal CDF (2 Phi(a) - 1), so E's codes have the prior's
+  marginals from the first step. Why: otherwise D first tells real pairs
+  from fake ones by the spread of E's codes alone, and E's first gradients
+  only inflate that spread, not what its features say about x.
+  """
+  if not standardise:
+    return squash_code(logits, prior)
+  mean, mean_sq = jnp.mean(logits, 0), jnp.mean(jnp.square(logits), 0)
+  if axis_name is not None:
+    mean, mean_sq = jax.lax.pmean((mean, mean_sq), axis_name)
+  a = (logits - mean) * jax.lax.rsqrt(jnp.maximum(mean_sq - jnp.square(mean), 0.0) + 1e-5)
+  return jax.scipy.special.erf(a / math.sqrt(2.0)) if prior == "uniform" else a
+
+
 def sample_prior(key: jax.Array, shape: tuple[int, ...], prior: str) -> jax.Array:
   """z ~ U(-1, 1) or N(0, 1)."""
   if prior == "uniform":
