@@ -1,9 +1,11 @@
-"""Probe results on disk: JSON, a Markdown table and a per-layer plot."""
+"""Results on disk: JSON, Markdown tables, a per-layer plot and a figure of conv1 filters."""
 from __future__ import annotations
 
 import json
 import os
 from pathlib import Path
+
+import numpy as np
 
 
 def write_json(path: str | os.PathLike, obj) -> None:
@@ -38,12 +40,55 @@ def plot_layers(path: str | os.PathLike, rows: dict[str, dict], layers, title: s
 
   fig = Figure(figsize=(5.5, 3.8))
   ax = fig.subplots()
+  layers = list(layers)
   for name, r in rows.items():
-    ax.plot(list(layers), [r[l]["top1"] for l in layers], marker="o", label=name)
+    have = [i for i, l in enumerate(layers) if l in r]  # e.g. ScatNet has conv1-conv2 only
+    ax.plot(have, [r[layers[i]]["top1"] for i in have], marker="o", label=name)
+  ax.set_xticks(range(len(layers)), layers)
   ax.set_xlabel("probed layer")
   ax.set_ylabel("top-1 accuracy (%)")
   ax.set_title(title, fontsize=9)
   ax.grid(alpha=0.3)
   ax.legend(fontsize=8)
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+
+
+def tile_filters(kernel, cols: int | None = None, pad: int = 1):
+  """(k, k, 3 or 1, C) conv kernel -> one RGB image of its C filters in a grid.
+
+  Each filter is scaled to [0, 1] on its own (the usual way to show conv1),
+  so its colours and orientation show whatever its norm.
+  """
+  w = np.asarray(kernel, np.float32)
+  if w.shape[2] == 1:
+    w = np.repeat(w, 3, axis=2)
+  k, _, _, c = w.shape
+  cols = cols or int(np.ceil(np.sqrt(c)))
+  rows = int(np.ceil(c / cols))
+  out = np.ones((rows * (k + pad) + pad, cols * (k + pad) + pad, 3), np.float32)
+  for i in range(c):
+    f = w[..., i]
+    f = (f - f.min()) / max(float(f.max() - f.min()), 1e-12)
+    r, q = divmod(i, cols)
+    out[pad + r * (k + pad):pad + r * (k + pad) + k, pad + q * (k + pad):pad + q * (k + pad) + k] = f
+  return out
+
+
+def plot_filters(path: str | os.PathLike, panels: dict, title: str) -> None:
+  """One panel per trunk: {name: (k, k, 3, C) kernel} -> a figure of tiled filters."""
+  from matplotlib.figure import Figure
+
+  n = max(len(panels), 1)
+  cols = min(4, n)
+  rows = -(-n // cols)
+  fig = Figure(figsize=(3.0 * cols, 3.2 * rows + 0.4))
+  axes = fig.subplots(rows, cols, squeeze=False)
+  for ax in axes.ravel():
+    ax.axis("off")
+  for ax, (name, kernel) in zip(axes.ravel(), panels.items()):
+    ax.imshow(tile_filters(kernel), interpolation="nearest")
+    ax.set_title(name, fontsize=9)
+  fig.suptitle(title, fontsize=10)
   fig.tight_layout()
   fig.savefig(path, dpi=120)

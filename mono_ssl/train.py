@@ -25,12 +25,13 @@ from mono_ssl.augment import PatchGenerator
 from mono_ssl.checkpoint import Checkpointer, CheckpointMismatch
 from mono_ssl.data import pretrain_source
 from mono_ssl.errors import TrainingDiverged, UserInputError
-from mono_ssl.methods import bigan, deepcluster, rotnet
+from mono_ssl.methods import bigan, deepcluster, rotnet, scatnet, supervised
 from mono_ssl.models.alexnet import LAYER_NAMES
 from mono_ssl.probe import ProbeConfig, run_linear_probes
 from mono_ssl.train_state import sgd_from_config
 
-METHODS = {"rotnet": rotnet, "deepcluster": deepcluster, "bigan": bigan}
+METHODS = {"rotnet": rotnet, "deepcluster": deepcluster, "bigan": bigan,
+           "supervised": supervised, "scatnet": scatnet}  # the last two: baselines
 
 # Config fields a resumed run may change without invalidating its checkpoints.
 RESUMABLE_FIELDS = ("train.log_every", "train.ckpt_every", "workdir", "train.sample_every",

@@ -1,0 +1,27 @@
+r"""ScatNet: the hand-designed baseline, a 2-layer Morlet scattering transform, probed like a trunk.
+
+Run (from the repository root):
+
+  python -m mono_ssl.main --config=configs/scatnet.py:scale=cpu --workdir=runs/scatnet
+
+Nothing is trained (train.num_steps=0): the run probes the scattering
+coefficients of the probe set's images, orders <= 1 as "conv1" and orders
+<= 2 as "conv2", with the same linear probes as every AlexNet layer.
+Arguments: scale=cpu|paper (J=2 at 32 px, J=3 at 224 px; L=8 orientations;
+CIFAR-10 / ImageNet probes). There is no pretraining data; the regime is
+`single` only because every run names one, and the one default image is the
+cheapest source to load (the run never uses it).
+"""
+from mono_ssl import config_lib, scatnet
+
+
+def get_config(arg: str | None = None):
+  args = config_lib.parse_arg(arg, scale="cpu")
+  config = config_lib.base_config("scatnet", "single", args.scale)
+  cpu = args.scale == "cpu"
+  config.scatnet = dict(J=2 if cpu else 3, L=8)
+  config.train.num_steps = 0
+  config.probe.layers = scatnet.LAYERS  # ("conv1", "conv2"): orders <= 1 and <= 2
+  config.probe.random_baseline = False  # a fixed transform has no random init
+  config.lock()
+  return config

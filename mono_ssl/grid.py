@@ -1,0 +1,311 @@
+r"""A grid of runs (methods x regimes, and the baselines) through `train.train_and_evaluate`, one table.
+
+  python -m mono_ssl.grid --config=configs/grid.py:scale=cpu,probe=cifar10 --workdir=runs/grid
+
+A grid config (configs/grid.py, configs/ablation.py; built by `grid_config`)
+holds `runs`, a list of `run_spec` dicts: a config file of configs/, its
+argument, a table label and dotted-key overrides. The grid sets every run's
+scale, probe set (also the `full` regime's training set) and, at CPU scale,
+a patch size equal to the probe images' side (32 px CIFAR-10, 64 px
+Tiny-ImageNet). Each run gets its own workdir `<workdir>/<run name>`; a run
+is finished when its probe_results.json exists, so rerunning the command
+resumes an interrupted grid and reruns nothing finished (a finished run
+made by another config is refused, with the differing fields named).
+`--config.only=a,b` runs and reports only the named runs. A run whose loss
+diverges is listed as failed and the grid goes on (exit status 1); bad
+input (unknown run, probe set or override, missing data) stops it before
+any run with one line.
+
+Writes into the workdir: grid_results.json (every run's top-1/top-5 per
+layer, its config, wall time and images/s), grid_results.md (the paper's
+table layout, best of each column in bold), grid_layers.png (top-1 against
+depth) and conv1_filters.png (each trunk's conv1 filters).
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import jax
+import ml_collections
+import numpy as np
+import orbax.checkpoint as ocp
+
+from mono_ssl import config_lib, images, report, scatnet, train
+from mono_ssl.errors import TrainingDiverged, UserInputError
+from mono_ssl.models.alexnet import LAYER_NAMES
+
+CONFIGS_DIR = Path(__file__).resolve().parent.parent / "configs"
+FINISHED = "probe_results.json"  # a run is done when train_and_evaluate has written this
+PROBE_SETS = ("bundled_cifar10", "cifar10", "tiny_imagenet", "tfds:<name>")
+PROBE_SIDES = {"bundled_cifar10": 32, "cifar10": 32, "tiny_imagenet": 64}  # image side, px
+
+
+def run_spec(name: str, config: str, arg: str = "", label: str = "",
+             overrides: dict | None = None) -> dict:
+  """One run: configs/<config>.py:<arg> (the grid adds scale=), then `overrides`
+  ({"train.num_steps": 1000, ...}); `label` names its row in the tables (default: name)."""
+  return {"name": name, "label": label or name, "config": config, "arg": arg,
+          "overrides": dict(overrides or {})}
+
+
+def check_probe(probe: str) -> None:
+  """Refuses a probe set the data loaders do not know."""
+  if probe not in PROBE_SIDES and not (probe.startswith("tfds:") and probe[5:].strip()):
+    raise UserInputError(f"probe={probe!r} is not one of {', '.join(PROBE_SETS)}.")
+
+
+def grid_config(runs: list[dict], scale: str = "cpu", probe: str = "cifar10",
+                title: str = "") -> ml_collections.ConfigDict:
+  """The locked config of a grid: its runs and the settings every run shares."""
+  config_lib.check_choice("scale", scale, ("cpu", "paper"))
+  check_probe(probe)
+  c = ml_collections.ConfigDict()
+  c.title = title
+  c.scale = scale
+  c.probe = probe
+  c.data_dir = ""      # folder of the probe sets ('' = ../shared/data or $MONO_SSL_DATA_DIR)
+  c.only = ""          # comma-separated run names to run and report ('' = all)
+  c.configs_dir = ""   # where the runs' config files are ('' = this repository's configs/)
+  c.runs = list(runs)  # stays a list of plain dicts, so overrides may use dotted keys
+  _unique_names(c.runs)
+  c.lock()
+  return c
+
+
+def _unique_names(runs: list[dict]) -> list[str]:
+  names = [r["name"] for r in runs]
+  dup = sorted({n for n in names if names.count(n) > 1})
+  if dup:
+    raise UserInputError(f"run names must be unique; repeated: {', '.join(dup)}.")
+  return names
+
+
+def selected_runs(grid) -> list[dict]:
+  """The runs `grid.only` names (all when empty), in the grid's order."""
+  names = _unique_names(list(grid.runs))
+  only = [s.strip() for s in grid.only.split(",") if s.strip()]
+  unknown = [n for n in only if n not in names]
+  if unknown:
+    raise UserInputError(f"only={grid.only!r}: unknown run name(s) {', '.join(unknown)}; "
+                         f"this grid's runs: {', '.join(names)}.")
+  return [r for r in grid.runs if not only or r["name"] in only]
+
+
+def load_config_file(path: Path, arg: str | None):
+  """Imports a config file and calls its get_config(arg), as ml_collections' flag does."""
+  spec = importlib.util.spec_from_file_location(f"mono_ssl_grid_config_{path.stem}", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(arg)
+
+
+def apply_overrides(config, overrides: dict, where: str) -> None:
+  """Sets dotted keys of a (locked) config; an unknown key or a wrong type names the run."""
+  for key, value in overrides.items():
+    node = config
+    *parents, leaf = key.split(".")
+    try:
+      for p in parents:
+        node = node[p]
+      if leaf not in node:
+        raise KeyError(leaf)
+      node[leaf] = value
+    except (KeyError, AttributeError, TypeError, ValueError) as e:
+      raise UserInputError(f"{where}: cannot set {key}={value!r} "
+                           f"({type(e).__name__}: {str(e).splitlines()[0][:120]}).") from None
+
+
+def run_config(grid, spec: dict):
+  """The locked config of one run: its file at the grid's scale and probe set, then its overrides."""
+  where = f"run {spec['name']!r}"
+  path = (Path(grid.configs_dir) if grid.configs_dir else CONFIGS_DIR) / f"{spec['config']}.py"
+  if not path.is_file():
+    raise UserInputError(f"{where}: no config file {path}.")
+  cfg = load_config_file(path, ",".join(filter(None, [spec.get("arg", ""), f"scale={grid.scale}"])))
+  # The full regime trains on the probe set's train split (supervised with its labels).
+  cfg.probe.dataset = cfg.data.full_dataset = grid.probe
+  cfg.probe.data_dir = cfg.data.data_dir = grid.data_dir
+  cfg.probe.random_baseline = False  # the grid's random-init row is a run of its own
+  side = PROBE_SIDES.get(grid.probe)
+  if grid.scale == "cpu" and side and side != cfg.aug.out_size:
+    # Patches at the probe images' scale, the generator patch grown alike (40 -> 80 for 64 px).
+    cfg.aug.patch_size = round(cfg.aug.patch_size * side / cfg.aug.out_size)
+    cfg.aug.out_size = side
+  apply_overrides(cfg, spec.get("overrides", {}), where)
+  return cfg
+
+
+def conv1_filters(cfg, workdir: Path) -> np.ndarray:
+  """A finished run's conv1 kernel (k, k, 3, C), cached as conv1_filters.npy in its workdir.
+
+  ScatNet's "filters" are the real parts of its first-order Morlet wavelets.
+  """
+  path = workdir / "conv1_filters.npy"
+  if path.exists():
+    return np.load(path)
+  if cfg.method == "scatnet":
+    kernel = np.moveaxis(scatnet.spatial_wavelets(cfg.scatnet.J, cfg.scatnet.L), 0, -1)[:, :, None]
+  else:
+    try:
+      kernel = _read_conv1(workdir / "checkpoints")
+    except Exception:  # noqa: BLE001 -- another orbax layout: restore the whole state instead
+      # pretrain() of a finished run only restores its last checkpoint (seconds: it builds the state).
+      state = train.pretrain(cfg, workdir, log=lambda s: None)[0]
+      _, variables = train.method_module(cfg).trunk(state)
+      kernel = np.asarray(jax.device_get(variables["params"]["conv1"]["kernel"]))
+  np.save(path, kernel)
+  return kernel
+
+
+def _read_conv1(ckpt_dir: Path) -> np.ndarray:
+  """The conv1 kernel of the latest checkpoint, read as NumPy without building the state (~0.1 s)."""
+  step = max(int(p.name) for p in ckpt_dir.iterdir() if p.name.isdigit())
+  item = ckpt_dir / str(step) / "default"  # mono_ssl.checkpoint's StandardSave item
+  absl_logger = logging.getLogger("absl")
+  level = absl_logger.level
+  absl_logger.setLevel(logging.ERROR)  # orbax warns that a bare item has no step metadata
+  try:
+    ckptr = ocp.PyTreeCheckpointer()
+    meta = ckptr.metadata(item)
+    tree = getattr(getattr(meta, "item_metadata", meta), "tree", getattr(meta, "item_metadata", meta))
+    args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree)
+    params = ckptr.restore(item, args=ocp.args.PyTreeRestore(restore_args=args))["params"]
+  finally:
+    absl_logger.setLevel(level)
+  if "conv1" not in params:  # BiGAN: the probed trunk is the encoder
+    params = params["encoder"]
+  return np.asarray(params["conv1"]["kernel"])
+
+
+def _wall(workdir: Path, results: dict) -> float:
+  saved = workdir / "grid_run.json"
+  if saved.exists():
+    return float(json.loads(saved.read_text())["wall_s"])
+  # Run outside the grid: its pretraining and probes, without start-up.
+  return results["pretrain"]["wall_s"] + sum(v for k, v in results.items() if k.endswith("_probe_wall_s"))
+
+
+def run_grid(config, workdir: str | os.PathLike, log: Callable[[str], None] = print) -> dict:
+  """Runs every unfinished run of the grid, then writes the grid's four outputs. Returns their JSON."""
+  workdir = Path(workdir)
+  check_probe(config.probe)
+  specs = selected_runs(config)
+  cfgs = [(spec, run_config(config, spec)) for spec in specs]  # bad input fails before any run
+  workdir.mkdir(parents=True, exist_ok=True)
+  pending = [s["name"] for s, _ in cfgs if not (workdir / s["name"] / FINISHED).exists()]
+  log(f"grid: {len(cfgs)} runs in {workdir}, {len(pending)} to run"
+      + (f" ({', '.join(pending)})" if pending else ""))
+  # Missing data fails now, not after hours of other runs: the probe set (decoded once,
+  # cached for the runs) and every pending run's source images (paths only).
+  for spec, cfg in cfgs:
+    if spec["name"] in pending and cfg.regime in ("single", "deca"):
+      images.resolve_image_paths(cfg.data.images or ("deca" if cfg.regime == "deca" else "default"))
+  if pending:
+    train.load_probe_data(next(c for s, c in cfgs if s["name"] in pending))
+  rows, failed = [], []
+  for i, (spec, cfg) in enumerate(cfgs, 1):
+    name, sub = spec["name"], workdir / spec["name"]
+    if (sub / FINISHED).exists():
+      train.check_workdir(cfg, sub)  # refuses results made by another config
+      results = json.loads((sub / FINISHED).read_text())
+      log(f"[{i}/{len(cfgs)}] {name}: finished earlier, read from {sub / FINISHED}")
+    else:
+      log(f"[{i}/{len(cfgs)}] {name}: running in {sub}")
+      t0 = time.time()
+      try:
+        results = train.train_and_evaluate(cfg, sub, log=log)
+      except TrainingDiverged as e:  # one diverged run should not cost the rest of the grid
+        log(f"[{i}/{len(cfgs)}] {name}: failed: {e}")
+        failed.append({"name": name, "error": str(e)})
+        continue
+      report.write_json(sub / "grid_run.json", {"wall_s": time.time() - t0})
+    info = results["pretrain"]
+    rows.append({"name": name, "label": spec["label"], "method": cfg.method, "regime": cfg.regime,
+                 "workdir": str(sub), "results": results["trained"], "steps": info["steps"],
+                 "wall_s": _wall(sub, results), "images_per_s": info["images_per_s"],
+                 "config": json.loads(cfg.to_json()), "conv1": conv1_filters(cfg, sub)})
+  return write_grid_results(workdir, config, rows, failed)
+
+
+def _hms(s: float) -> str:
+  s = int(round(s))
+  return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
+
+
+def write_grid_results(workdir: Path, config, rows: list[dict], failed: list[dict]) -> dict:
+  """grid_results.{json,md}, grid_layers.png and conv1_filters.png from the runs' rows."""
+  title = config.title or f"scale {config.scale}: linear probes on {config.probe}"
+  table = {r["label"]: r["results"] for r in rows}
+  out = {"title": title, "scale": config.scale, "probe": config.probe, "layers": list(LAYER_NAMES),
+         "runs": [{k: v for k, v in r.items() if k != "conv1"} for r in rows], "failed": failed,
+         "total_wall_s": sum(r["wall_s"] for r in rows)}
+  report.write_json(workdir / "grid_results.json", out)
+  md = [f"# {title}\n", "Top-1 accuracy (%) of linear probes on each layer (best of each column "
+        "in bold; – where a trunk has no such layer)\n",
+        report.markdown_table(table, LAYER_NAMES, "top1", bold_best=True),
+        "\nTop-5 accuracy (%)\n", report.markdown_table(table, LAYER_NAMES, "top5", bold_best=True),
+        "\nRuns\n", "| row | run (workdir) | steps | wall time | images/s |", "|---|---|---:|---:|---:|"]
+  for r in rows:
+    ips = f"{r['images_per_s']:.0f}" if r["images_per_s"] else "–"
+    md.append(f"| {r['label']} | {r['name']} | {r['steps']} | {_hms(r['wall_s'])} | {ips} |")
+  md.append(f"\nTotal wall time of the runs: {_hms(out['total_wall_s'])}.")
+  if failed:
+    md.append("\nFailed (rerun the command to retry): "
+              + "; ".join(f"{f['name']}: {f['error']}" for f in failed))
+  (workdir / "grid_results.md").write_text("\n".join(md) + "\n")
+  report.plot_layers(workdir / "grid_layers.png", table, LAYER_NAMES, title)
+  report.plot_filters(workdir / "conv1_filters.png", {r["label"]: r["conv1"] for r in rows},
+                      f"conv1 filters ({title})")
+  return out
+
+
+def main(argv) -> int:
+  """`python -m mono_ssl.grid --config=configs/grid.py:... --workdir=DIR` (flags of mono_ssl.main)."""
+  del argv
+  from absl import flags, logging
+
+  from mono_ssl import main as cli
+
+  if not flags.FLAGS["verbosity"].present:
+    logging.set_verbosity(logging.WARNING)  # orbax logs every checkpoint at INFO
+  # The flag objects of mono_ssl.main: one --config/--workdir and one error style for both CLIs.
+  if cli._WORKDIR.value is None:
+    print("error: --workdir is required (a folder for the runs and the grid's results).", file=sys.stderr)
+    return 2
+  try:
+    config = cli._CONFIG.value
+    _ = config.runs
+  except OSError as e:  # ml_collections defers a missing config file's error to first use
+    print(f"error: {cli._one_line(str(e).splitlines()[-1])} (the --config file; run from the "
+          "repository root or give its full path)", file=sys.stderr)
+    return 2
+  except AttributeError:
+    print("error: --config is not a grid config (it has no `runs`); use configs/grid.py or "
+          "configs/ablation.py, or python -m mono_ssl.main for a single run.", file=sys.stderr)
+    return 2
+  try:
+    out = run_grid(config, cli._WORKDIR.value)
+  except (UserInputError, TrainingDiverged) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  return 1 if out["failed"] else 0
+
+
+def run() -> None:
+  from absl import app, flags
+
+  from mono_ssl import main as cli  # defines --config and --workdir, and their one-line errors
+
+  flags.mark_flag_as_required("config")
+  app.run(main, flags_parser=cli._parse_flags)
+
+
+if __name__ == "__main__":
+  run()

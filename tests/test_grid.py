@@ -1,0 +1,187 @@
+"""The grid runner: tiny grid -> four outputs, a second invocation reruns nothing; grid and ablation configs."""
+import json
+import subprocess
+import sys
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import REPO, load_config_file
+
+from mono_ssl import grid
+from mono_ssl.checkpoint import Checkpointer
+from mono_ssl.errors import UserInputError
+
+# A few steps of a quarter-width AlexNet, probed on a slice of the bundled CIFAR-10 subset.
+TINY = {"data.images": "default", "data.max_side": 512, "model.width_mult": 0.25,
+        "model.hidden": (32, 32), "train.batch_size": 8, "train.num_steps": 2, "train.log_every": 2,
+        "train.ckpt_every": 2, "probe.limit_per_class": 10, "probe.epochs": 1,
+        "probe.batch_size": 20, "probe.eval_batch_size": 100, "probe.target_dims": 256}
+# Paper scale (the authors' AlexNet at a quarter width) on 64-px patches instead of 224.
+TINY_PAPER = {**TINY, "aug.out_size": 64, "aug.patch_size": 72, "model.dropout": 0.0}
+TINY_DC = {"deepcluster.num_clusters": 4, "data.dataset_size": 32, "deepcluster.pca_dim": 8,
+           "deepcluster.feature_batch": 16, "deepcluster.kmeans_iters": 5}
+PROBE_ONLY = {k: v for k, v in TINY.items() if k.startswith("probe.")}
+OUTPUTS = ("grid_results.json", "grid_results.md", "grid_layers.png", "conv1_filters.png")
+
+
+def tiny_paper_grid():
+  """configs/grid.py at scale=paper, three of its runs (two methods, one baseline), a few steps."""
+  config = load_config_file("grid", "scale=paper,probe=bundled_cifar10")
+  # ScatNet at J=2 (the paper scale's J=3 costs twice as much here; configs/scatnet.py is checked below).
+  tiny = {"rotnet_single": TINY_PAPER, "deepcluster_single": {**TINY_PAPER, **TINY_DC},
+          "scatnet": {**PROBE_ONLY, "scatnet.J": 2}}
+  config.runs = [dict(r, overrides={**r["overrides"], **tiny[r["name"]]}) if r["name"] in tiny else r
+                 for r in config.runs]
+  config.only = "rotnet_single,deepcluster_single,scatnet"
+  return config
+
+
+def tiny_grid(**settings):
+  runs = [grid.run_spec("rotnet_single", "rotnet", "regime=single", "rotnet (single)", TINY),
+          grid.run_spec("scatnet", "scatnet", "", "scatnet", PROBE_ONLY)]
+  config = grid.grid_config(runs, "cpu", "bundled_cifar10", title="tiny grid")
+  config.update(settings)
+  return config
+
+
+def test_tiny_paper_scale_grid_writes_every_output_and_a_second_run_reruns_nothing(tmp_path):
+  logs = []
+  out = grid.run_grid(tiny_paper_grid(), tmp_path, log=logs.append)
+  for name in OUTPUTS:
+    assert (tmp_path / name).stat().st_size > 0, name
+  assert sum(": running in " in l for l in logs) == 3
+  saved = json.loads((tmp_path / "grid_results.json").read_text())
+  assert saved == json.loads(json.dumps(out))
+  runs = {r["name"]: r for r in saved["runs"]}
+  assert list(runs) == ["scatnet", "rotnet_single", "deepcluster_single"]  # the grid's order
+  for name in ("rotnet_single", "deepcluster_single"):
+    r = runs[name]
+    assert set(r["results"]) == {"conv1", "conv2", "conv3", "conv4", "conv5"}
+    assert all(0 <= v["top1"] <= v["top5"] <= 100 for v in r["results"].values())
+    assert r["steps"] == 2 and r["images_per_s"] > 0 and r["wall_s"] > 0
+    c = r["config"]
+    assert c["method"] == name.split("_")[0] and c["scale"] == "paper" and c["train"]["num_steps"] == 2
+    assert c["probe"]["random_baseline"] is False  # the random row is a run of its own
+  assert set(runs["scatnet"]["results"]) == {"conv1", "conv2"}
+  assert load_config_file("scatnet", "scale=paper").scatnet.J == 3
+  md = (tmp_path / "grid_results.md").read_text()
+  assert "| rotnet (single) |" in md and "| scatnet |" in md and "**" in md
+  scat_row = next(l for l in md.splitlines() if l.startswith("| scatnet |"))
+  assert scat_row.count("–") == 3  # no conv3..conv5
+  # conv1 read back from the checkpoints: the authors' 11x11 filters, at a quarter of 96.
+  assert np.load(tmp_path / "rotnet_single" / "conv1_filters.npy").shape == (11, 11, 3, 24)
+  assert np.load(tmp_path / "scatnet" / "conv1_filters.npy").shape == (17, 17, 1, 16)  # J=2 x L=8 wavelets
+  # Second invocation: every run is finished, nothing is trained or probed again.
+  mtimes = {p: p.stat().st_mtime_ns for p in tmp_path.glob("*/probe_*.json")}
+  logs2 = []
+  again = grid.run_grid(tiny_paper_grid(), tmp_path, log=logs2.append)
+  assert not any(": running in " in l or l.startswith("step ") or "probing" in l for l in logs2)
+  assert sum("finished earlier" in l for l in logs2) == 3
+  assert {p: p.stat().st_mtime_ns for p in mtimes} == mtimes
+  assert [r["results"] for r in again["runs"]] == [r["results"] for r in saved["runs"]]
+  # A finished run whose config has changed since is refused, not silently reported.
+  changed = tiny_paper_grid()
+  changed.runs[3]["overrides"]["probe.epochs"] = 2
+  with pytest.raises(UserInputError, match="rotnet_single holds another experiment.*probe.epochs"):
+    grid.run_grid(changed, tmp_path, log=lambda s: None)
+
+
+def test_only_restricts_the_runs_and_unknown_names_are_refused(tmp_path):
+  with pytest.raises(UserInputError, match="unknown run name.*nope"):
+    grid.run_grid(tiny_grid(only="scatnet,nope"), tmp_path, log=lambda s: None)
+  assert not any(tmp_path.iterdir())  # refused before anything ran
+
+
+@pytest.mark.parametrize("settings,match", [
+    ({"probe": "cifar11"}, "probe='cifar11' is not one of"),
+    ({"configs_dir": "/nonexistent"}, "no config file"),
+])
+def test_bad_grid_settings_fail_before_any_run(tmp_path, settings, match):
+  with pytest.raises(UserInputError, match=match):
+    grid.run_grid(tiny_grid(**settings), tmp_path, log=lambda s: None)
+
+
+def test_bad_override_and_missing_data_fail_with_one_line(tmp_path):
+  runs = [grid.run_spec("a", "rotnet", "regime=single", overrides={"train.batchsize": 3})]
+  with pytest.raises(UserInputError, match="run 'a': cannot set train.batchsize=3"):
+    grid.run_grid(grid.grid_config(runs), tmp_path, log=lambda s: None)
+  config = grid.grid_config([grid.run_spec("a", "rotnet", "regime=single", overrides=TINY)],
+                            probe="tiny_imagenet")
+  config.data_dir = str(tmp_path / "no_data")
+  with pytest.raises(UserInputError, match="not found: looked for .*no_data"):
+    grid.run_grid(config, tmp_path / "w", log=lambda s: None)
+  config = grid.grid_config([grid.run_spec("a", "rotnet", "regime=deca",
+                                           overrides={"data.images": str(tmp_path / "none.jpg")})])
+  with pytest.raises(UserInputError, match="none.jpg"):
+    grid.run_grid(config, tmp_path / "w2", log=lambda s: None)
+  with pytest.raises(UserInputError, match="repeated: a"):
+    grid.grid_config(runs + runs)
+
+
+@pytest.mark.parametrize("probe,side", [("cifar10", 32), ("tiny_imagenet", 64)])
+def test_grid_config_has_every_method_and_regime_and_the_baselines(probe, side):
+  config = load_config_file("grid", f"scale=cpu,probe={probe}")
+  names = [r["name"] for r in config.runs]
+  assert names[:3] == ["supervised", "random", "scatnet"]
+  assert sorted(names[3:]) == sorted(f"{m}_{r}" for m in ("rotnet", "deepcluster", "bigan")
+                                     for r in ("single", "deca", "full"))
+  for spec in config.runs:
+    c = grid.run_config(config, spec)
+    assert c.probe.dataset == c.data.full_dataset == probe
+    assert c.aug.out_size == side and c.scale == "cpu"
+    if spec["name"] == "random":
+      assert c.train.num_steps == 0 and c.method == "rotnet"
+    elif c.method != "scatnet":
+      assert c.train.num_steps > 0
+  by_name = {r["name"]: grid.run_config(config, r) for r in config.runs}
+  assert by_name["rotnet_deca"].regime == "deca" and by_name["bigan_full"].method == "bigan"
+  assert by_name["rotnet_single"].aug.patch_size == side * 5 // 4  # 40 px generator patch per 32
+
+
+def test_ablation_switches_off_exactly_one_augmentation_per_row():
+  config = load_config_file("ablation", "scale=cpu,probe=cifar10")
+  cfgs = {r["label"]: grid.run_config(config, r) for r in config.runs}
+  assert list(cfgs) == ["full recipe", "no rotation/shear", "no colour jitter",
+                        "no random-resized crop (fixed scale)", "no initial crop"]
+  full = cfgs.pop("full recipe").aug.to_dict()
+  assert full["affine"] and full["rrc"] and full["initial_crop"] and full["jitter_prob"] > 0
+  expected = {"no rotation/shear": ("affine", False), "no colour jitter": ("jitter_prob", 0.0),
+              "no random-resized crop (fixed scale)": ("rrc", False),
+              "no initial crop": ("initial_crop", False)}
+  for label, c in cfgs.items():
+    aug = c.aug.to_dict()
+    assert [k for k in full if aug[k] != full[k]] == [expected[label][0]], label
+    assert aug[expected[label][0]] == expected[label][1]
+    others = {k: v for k, v in c.to_dict().items() if k != "aug"}
+    assert others == {k: v for k, v in grid.run_config(config, config.runs[0]).to_dict().items()
+                      if k != "aug"}, label  # nothing but the aug block differs
+
+
+@flax.struct.dataclass
+class _State:
+  step: jax.Array
+  params: dict
+
+
+@pytest.mark.parametrize("nested", [(), ("encoder",)])
+def test_conv1_is_read_from_the_latest_checkpoint(tmp_path, nested):
+  ckpt = Checkpointer(tmp_path / "checkpoints")
+  kernels = [np.random.default_rng(s).normal(size=(5, 5, 3, 4)).astype(np.float32) for s in (1, 2)]
+  for step, kernel in zip((3, 6), kernels):
+    params = {"conv1": {"kernel": jnp.asarray(kernel)}, "conv2": {"kernel": jnp.zeros((3, 3, 4, 4))}}
+    for key in nested:  # BiGAN keeps the probed encoder under params["encoder"]
+      params = {key: params, "generator": {"w": jnp.ones(2)}}
+    ckpt.save(_State(step=jnp.int32(step), params=params))
+  ckpt.close()
+  np.testing.assert_array_equal(grid._read_conv1(tmp_path / "checkpoints"), kernels[1])
+
+
+def test_cli_refuses_a_bad_probe_in_one_line(tmp_path):
+  bad = subprocess.run([sys.executable, "-m", "mono_ssl.grid",
+                        "--config=configs/grid.py:scale=cpu,probe=cifar11", f"--workdir={tmp_path}"],
+                       cwd=REPO, capture_output=True, text=True, timeout=120)
+  assert bad.returncode == 2 and "probe='cifar11' is not one of" in bad.stderr
+  assert "Traceback" not in bad.stderr and not any(tmp_path.iterdir())
