@@ -63,6 +63,17 @@ def sgd_from_config(tc, total_steps: int) -> tuple[optax.GradientTransformation,
   return sgd(schedule, tc.momentum, tc.nesterov, tc.weight_decay), schedule
 
 
+def init_classifier(model, tx: optax.GradientTransformation, image_size: int, key: jax.Array,
+                    **extra: Any) -> dict:
+  """The fresh TrainState fields of an AlexNet classifier (`extra`: a subclass's own fields).
+
+  Pure, for use inside `create_sharded`'s init function.
+  """
+  variables = model.init({"params": key}, jnp.zeros((2, image_size, image_size, 3)), train=False)
+  return dict(step=jnp.int32(0), params=variables["params"], batch_stats=variables["batch_stats"],
+              opt_state=tx.init(variables["params"]), apply_fn=model.apply, tx=tx, **extra)
+
+
 def classification_update(state: TrainState, x: jax.Array, labels: jax.Array, key: jax.Array,
                           axis_name: Any = None) -> tuple[TrainState, dict]:
   """One SGD step of cross-entropy on (x, labels): the update RotNet and DeepCluster share.

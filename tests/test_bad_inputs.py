@@ -65,6 +65,8 @@ def test_grey_rgba_and_16_bit_images_are_converted(tmp_path, kind):
   source = pretrain_source(tiny_config(**{"data.images": path}))
   assert source.bank.pixels.shape[1] == 3 and int(source.bank.heights[0, 0]) == 120
   assert int(np.asarray(source.bank.pixels).max()) > 200  # 16-bit scaled, not clipped to 255
+  if kind == "16bit":  # a 0..65535 ramp scaled to 0..255 averages ~127; clipped at 255, ~254
+    assert 110 < float(np.asarray(images.load_image(path)).mean()) < 145
 
 
 def test_batch_not_divisible_by_the_device_count(tmp_path):

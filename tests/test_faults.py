@@ -15,7 +15,8 @@ from conftest import REPO, tiny_config
 from mono_ssl import train
 from mono_ssl.errors import UserInputError
 
-OVERRIDES = {"train.num_steps": 12, "train.ckpt_every": 3, "train.log_every": 1}
+# Dropout on, so the per-step keys (fold_in(seed, step)) matter to the result.
+OVERRIDES = {"train.num_steps": 12, "train.ckpt_every": 3, "train.log_every": 1, "model.dropout": 0.5}
 
 # The child builds the same config through conftest.tiny_config, on 4 fake devices like the tests.
 CHILD = """

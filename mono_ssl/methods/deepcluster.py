@@ -29,7 +29,14 @@ from mono_ssl import sharding as shd
 from mono_ssl.augment import PatchGenerator
 from mono_ssl.errors import UserInputError
 from mono_ssl.models.alexnet import alexnet_from_config
-from mono_ssl.train_state import TrainState, classification_update, create_sharded, normalise, sgd_from_config
+from mono_ssl.train_state import (
+  TrainState,
+  classification_update,
+  create_sharded,
+  init_classifier,
+  normalise,
+  sgd_from_config,
+)
 
 
 @flax.struct.dataclass
@@ -59,12 +66,10 @@ def create_state(config, image_size: int, key: jax.Array, mesh, total_steps: int
     raise UserInputError(f"deepcluster.num_clusters={k} must be between 1 and the data set size {n}.")
 
   def init(key):
-    variables = model.init({"params": key}, jnp.zeros((2, image_size, image_size, 3)), train=False)
-    return DeepClusterState(
-        step=jnp.int32(0), params=variables["params"], batch_stats=variables["batch_stats"],
-        opt_state=tx.init(variables["params"]), apply_fn=model.apply, tx=tx,
+    return DeepClusterState(**init_classifier(
+        model, tx, image_size, key,
         assignments=jnp.zeros((n,), jnp.int32), order=jnp.arange(n, dtype=jnp.int32),
-        starts=jnp.zeros((k,), jnp.int32), sizes=jnp.zeros((k,), jnp.int32), epoch=jnp.int32(-1))
+        starts=jnp.zeros((k,), jnp.int32), sizes=jnp.zeros((k,), jnp.int32), epoch=jnp.int32(-1)))
 
   return create_sharded(init, key, mesh)
 

@@ -7,7 +7,14 @@ import jax
 import jax.numpy as jnp
 
 from mono_ssl.models.alexnet import alexnet_from_config
-from mono_ssl.train_state import TrainState, classification_update, create_sharded, normalise, sgd_from_config
+from mono_ssl.train_state import (
+  TrainState,
+  classification_update,
+  create_sharded,
+  init_classifier,
+  normalise,
+  sgd_from_config,
+)
 
 NUM_ROTATIONS = 4
 
@@ -23,13 +30,7 @@ def create_state(config, image_size: int, key: jax.Array, mesh, total_steps: int
   model = build_model(config)
   tx, _ = sgd_from_config(config.train, total_steps)
 
-  def init(key):
-    variables = model.init({"params": key}, jnp.zeros((2, image_size, image_size, 3)), train=False)
-    return TrainState(step=jnp.int32(0), params=variables["params"],
-                      batch_stats=variables["batch_stats"], opt_state=tx.init(variables["params"]),
-                      apply_fn=model.apply, tx=tx)
-
-  return create_sharded(init, key, mesh)
+  return create_sharded(lambda k: TrainState(**init_classifier(model, tx, image_size, k)), key, mesh)
 
 
 def trunk(state: TrainState):

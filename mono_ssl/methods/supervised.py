@@ -13,14 +13,20 @@ from typing import Any, Callable
 
 import flax.struct
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from mono_ssl import datasets
 from mono_ssl import sharding as shd
 from mono_ssl.errors import UserInputError
 from mono_ssl.models.alexnet import alexnet_from_config
-from mono_ssl.train_state import TrainState, classification_update, create_sharded, normalise, sgd_from_config
+from mono_ssl.train_state import (
+  TrainState,
+  classification_update,
+  create_sharded,
+  init_classifier,
+  normalise,
+  sgd_from_config,
+)
 
 
 @flax.struct.dataclass
@@ -64,13 +70,7 @@ def create_state(config, image_size: int, key: jax.Array, mesh, total_steps: int
   model = build_model(config)
   tx, _ = sgd_from_config(config.train, total_steps)
 
-  def init(key):
-    variables = model.init({"params": key}, jnp.zeros((2, image_size, image_size, 3)), train=False)
-    return TrainState(step=jnp.int32(0), params=variables["params"],
-                      batch_stats=variables["batch_stats"], opt_state=tx.init(variables["params"]),
-                      apply_fn=model.apply, tx=tx)
-
-  state = create_sharded(init, key, mesh)
+  state = create_sharded(lambda k: TrainState(**init_classifier(model, tx, image_size, k)), key, mesh)
   # Added after init: a traced-in label table would be a constant inside the jitted init.
   labels = shd.to_global(np.asarray(ds.labels, np.int32), shd.replicated(mesh))
   return SupervisedState(**{f: getattr(state, f) for f in

@@ -1,0 +1,551 @@
+#!/usr/bin/env python3
+"""Mutation evidence for issue 6: every robustness test can fail.
+
+For each mutation below: copy the repository (mono_ssl/, tests/, configs/,
+pyproject.toml) into a temporary folder, apply ONE exact textual replacement
+`old -> new` in one file, run the pytest node ids that should catch it
+(`-x -q`, with a timeout) and record
+
+  caught  -- the tests failed (or errored / timed out) on the broken code,
+  MISSED  -- the tests passed on the broken code: the tests are too weak.
+
+Before any mutant runs, the selected tests are run once on an unmutated copy
+of the same snapshot and must pass; otherwise the evidence is void (exit 2).
+Every `old` must occur exactly once in its file (checked before anything
+runs), so the list fails loudly instead of silently testing nothing when the
+code changes.
+
+Prints a Markdown table (mutation | file | tests | result | seconds) and exits
+non-zero if any mutation is MISSED.
+
+  .venv/bin/python .ci/mutants.py                 # everything (~40 min on 2 busy cores: baseline 14, mutants 26)
+  .venv/bin/python .ci/mutants.py --list          # names, files, tests; checks every `old`
+  .venv/bin/python .ci/mutants.py --only pmap     # the mutations whose name contains 'pmap'
+
+The shared data (../shared, see mono_ssl/paths.py) stays where it is: the
+child processes get MONO_SSL_SHARED pointing at it.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+COPIED = ("mono_ssl", "tests", "configs", "pyproject.toml")
+
+
+@dataclasses.dataclass(frozen=True)
+class Mutation:
+  name: str
+  file: str            # relative to the repository root
+  old: str             # must occur exactly once in `file`
+  new: str
+  tests: tuple[str, ...]  # pytest node ids, relative to the repository root
+  what: str = ""       # the bug this stands for (shown by --list)
+
+
+def M(name, file, old, new, tests, what=""):
+  return Mutation(name, file, old, new, (tests,) if isinstance(tests, str) else tuple(tests), what)
+
+
+# Test node ids, shortened.
+BAD = "tests/test_bad_inputs.py::"
+FAULTS = "tests/test_faults.py::"
+SCALE = "tests/test_scaleout.py::"
+SCALE_EQ = SCALE + "test_same_parameters_on_one_two_and_eight_devices"
+NEG = BAD + "test_cli_negative_or_zero_sizes"
+
+MUTATIONS: list[Mutation] = [
+    # --- 1/2/8 devices under jit (one child process builds all 9 runs) -------------------------
+    M("scaleout-batch-replicated", "mono_ssl/sharding.py",
+      "  return NamedSharding(mesh, P(DATA_AXIS))",
+      "  return NamedSharding(mesh, P())",
+      SCALE_EQ + "[rotnet]",
+      "the 'batch-sharded' spec replicates the batch: every device computes the whole batch"),
+    M("scaleout-deepcluster-init-per-device-count", "mono_ssl/methods/deepcluster.py",
+      "  return create_sharded(init, key, mesh)",
+      "  return create_sharded(init, jax.random.fold_in(key, mesh.size), mesh)",
+      SCALE_EQ + "[deepcluster]",
+      "the initial parameters depend on the number of devices (key split per device)"),
+    M("scaleout-bigan-init-per-device-count", "mono_ssl/methods/bigan.py",
+      "  return create_sharded(init, key, mesh)",
+      "  return create_sharded(init, jax.random.fold_in(key, mesh.size), mesh)",
+      SCALE_EQ + "[bigan]",
+      "the initial E/G/D depend on the number of devices (key split per device)"),
+    # --- each step under pmap(axis_name) matches jit -----------------------------------------
+    M("pmap-rotnet-grads-not-averaged", "mono_ssl/train_state.py",
+      "    grads, loss, accuracy = jax.lax.pmean((grads, loss, accuracy), axis_name)",
+      "    loss, accuracy = jax.lax.pmean((loss, accuracy), axis_name)",
+      "tests/test_rotnet.py::test_step_under_pmap_with_axis_name_matches_jit",
+      "classification step drops the gradient pmean: each device steps on its own shard"),
+    M("pmap-rotnet-conv-bn-per-device", "mono_ssl/models/alexnet.py",
+      "                       axis_name=self.bn_axis_name, dtype=self.dtype,",
+      "                       axis_name=None, dtype=self.dtype,",
+      "tests/test_rotnet.py::test_step_under_pmap_with_axis_name_matches_jit",
+      "conv BatchNorm statistics per device instead of over the pmap axis"),
+    M("pmap-deepcluster-fc-bn-per-device", "mono_ssl/models/alexnet.py",
+      '                       axis_name=self.bn_axis_name, name=f"fc{i + 6}_bn")(x)',
+      '                       axis_name=None, name=f"fc{i + 6}_bn")(x)',
+      SCALE + "test_deepcluster_step_under_pmap_with_axis_name_matches_jit",
+      "fc BatchNorm statistics per device (the layer DeepCluster clusters)"),
+    M("pmap-bigan-grads-not-averaged", "mono_ssl/methods/bigan.py",
+      "      d_grads, ge_grads, metrics = jax.lax.pmean((d_grads, ge_grads, metrics), axis_name)",
+      "      metrics = jax.lax.pmean(metrics, axis_name)",
+      "tests/test_bigan.py::test_step_under_pmap_with_axis_name_matches_jit",
+      "BiGAN step drops the D and G/E gradient pmean"),
+    M("pmap-bigan-same-z-on-every-device", "mono_ssl/methods/bigan.py",
+      "      z = jax.lax.dynamic_slice_in_dim(z_all, index * n, n)",
+      "      z = z_all[:n]",
+      "tests/test_bigan.py::test_step_under_pmap_with_axis_name_matches_jit",
+      "every device takes the first slice of z instead of its own"),
+    M("multihost-every-process-feeds-the-same-share", "mono_ssl/train.py",
+      "    indices = indices_for(state, t)\n",
+      "    indices = jax.make_array_from_process_local_data(bsh, np.asarray(__import__("
+      "\"jax.experimental.multihost_utils\", fromlist=[\"_\"]).process_allgather("
+      "indices_for(state, t), tiled=True))[: batch // jax.process_count()])\n",
+      "tests/test_multihost.py::test_two_processes_train_to_identical_parameters",
+      "each process feeds rows [0, B/P) of the global batch (a no-op with one process)"),
+    M("multihost-every-process-writes-metrics", "mono_ssl/train.py",
+      "    self.enabled = shd.is_chief()  # one metrics file per run, not per process",
+      "    self.enabled = True  # one metrics file per run, not per process",
+      "tests/test_multihost.py::test_two_processes_train_to_identical_parameters",
+      "chief-only writes: every process appends to metrics.jsonl"),
+    # --- SIGKILL + restart ---------------------------------------------------------------------
+    M("resume-data-key-from-restart", "mono_ssl/train.py",
+      "sample(st, jax.random.fold_in(data_key, t), batch)",
+      "sample(st, jax.random.fold_in(data_key, t - start), batch)",
+      FAULTS + "test_sigkill_mid_training_then_restart_is_bit_identical",
+      "data position not restored: batches counted from the restart, not from step 0"),
+    M("resume-step-key-from-restart", "mono_ssl/train.py",
+      "  key_for = jax.jit(lambda t: jax.random.fold_in(step_key, t))",
+      "  key_for = jax.jit(lambda t: jax.random.fold_in(step_key, t - start))",
+      FAULTS + "test_sigkill_mid_training_then_restart_is_bit_identical",
+      "the step key is not fold_in(step): counted from the restart"),
+    # --- damaged checkpoints -------------------------------------------------------------------
+    M("checkpoint-no-fallback", "mono_ssl/checkpoint.py",
+      "    steps = [step] if step is not None else list(reversed(self.all_steps()))",
+      "    steps = [step] if step is not None else list(reversed(self.all_steps()))[:1]",
+      FAULTS + "test_damaged_newest_checkpoint_falls_back_to_the_previous_one[truncate]",
+      "restore tries the newest checkpoint only"),
+    M("checkpoint-damaged-one-deleted", "mono_ssl/checkpoint.py",
+      "          src.rename(dst)",
+      '          __import__("shutil").rmtree(src)',
+      FAULTS + "test_damaged_newest_checkpoint_falls_back_to_the_previous_one[garbage]",
+      "the damaged checkpoint is deleted instead of kept aside as <step>.damaged"),
+    M("checkpoint-all-damaged-silent-restart", "mono_ssl/checkpoint.py",
+      '    raise UserInputError(\n        f"no usable checkpoint in {self.directory}',
+      '    return state  # start over\n    raise UserInputError(\n'
+      '        f"no usable checkpoint in {self.directory}',
+      FAULTS + "test_every_checkpoint_damaged_gives_a_clear_error",
+      "every checkpoint damaged: silently start from scratch instead of a clear error"),
+    M("checkpoint-mismatch-hides-params", "mono_ssl/checkpoint.py",
+      "if saved[k] != wanted[k]]",
+      'if saved[k] != wanted[k] and not k.startswith("params")]',
+      FAULTS + "test_checkpoint_of_a_different_model_is_refused_naming_the_fields",
+      "_differences leaves the parameter fields out (names only optimiser/BN slots)"),
+    M("init-from-mismatch-reported-generically", "mono_ssl/train.py",
+      "  except CheckpointMismatch as e:",
+      "  except KeyError as e:",
+      FAULTS + "test_init_from_a_different_model_is_refused_naming_the_fields",
+      "init_from of another model: a generic 'no checkpoint fits' without the fields"),
+    # --- workdir checks ------------------------------------------------------------------------
+    M("workdir-unwritable-not-caught", "mono_ssl/train.py",
+      "  except OSError as e:\n    raise UserInputError(f\"workdir {workdir} is not writable",
+      "  except PermissionError as e:\n    raise UserInputError(f\"workdir {workdir} is not writable",
+      FAULTS + "test_unwritable_workdir_is_refused_before_training",
+      "only PermissionError is turned into a clear refusal"),
+    M("workdir-free-space-in-kib", "mono_ssl/train.py",
+      "  if free < 64 * 2**20:",
+      "  if free < 64 * 2**10:",
+      FAULTS + "test_full_disk_is_refused_before_training",
+      "free-space threshold 64 KiB instead of 64 MiB: a full disk is not refused"),
+    M("workdir-model-fields-resumable", "mono_ssl/train.py",
+      '                    "distributed.")',
+      '                    "distributed.", "model.")',
+      "tests/test_train.py::test_workdir_of_another_experiment_is_refused_and_left_intact",
+      "a workdir of another model is taken over (model.* treated as resumable)"),
+    M("workdir-refusal-names-one-field", "mono_ssl/train.py",
+      "for k in differ[:6])",
+      "for k in differ[:1])",
+      BAD + "test_cli_workdir_of_another_experiment_is_refused",
+      "the refusal names only the first differing field"),
+    M("workdir-refused-config-locks-it", "mono_ssl/train.py",
+      "  if saved.exists() and _holds_outputs(workdir):",
+      "  if saved.exists():",
+      BAD + "test_a_refused_config_does_not_lock_the_workdir",
+      "the config.json of a refused run binds the workdir"),
+    M("workdir-rerun-clears-results-first", "mono_ssl/train.py",
+      "  workdir = Path(workdir)\n  check_workdir(config, workdir)",
+      "  workdir = Path(workdir)\n  (workdir / \"probe_results.json\").unlink(missing_ok=True)\n"
+      "  check_workdir(config, workdir)",
+      FAULTS + "test_results_already_written_survive_a_refused_rerun",
+      "a rerun clears old results before the workdir check refuses it"),
+    # --- bad images ----------------------------------------------------------------------------
+    M("image-missing-plain-exception", "mono_ssl/images.py",
+      '  raise UserInputError(f"image path not found: {_show(p)}; {_SPEC_HELP}")',
+      "  raise FileNotFoundError(p)",
+      BAD + "test_missing_image",
+      "a missing image path escapes as FileNotFoundError (traceback)"),
+    M("image-zero-byte-unnamed", "mono_ssl/images.py",
+      '        f"image file {path} is empty (0 bytes); replace it with a valid"',
+      '        f"image file is empty (0 bytes); replace it with a valid"',
+      BAD + "test_unreadable_image[]",
+      "the zero-byte error does not name the file"),
+    M("image-decode-errors-not-wrapped", "mono_ssl/images.py",
+      "  except Exception as e:  # Pillow raises many types for bad data.",
+      "  except (ValueError, SyntaxError) as e:  # Pillow raises many types for bad data.",
+      BAD + "test_unreadable_image[this is not a jpeg]",
+      "Pillow's UnidentifiedImageError escapes as a traceback"),
+    M("image-truncated-accepted", "mono_ssl/images.py",
+      "      im.load()",
+      '      __import__("PIL.ImageFile", fromlist=["_"]).LOAD_TRUNCATED_IMAGES = True\n      im.load()',
+      BAD + "test_unreadable_image[None]",
+      "truncated JPEGs load with a grey fill (LOAD_TRUNCATED_IMAGES)"),
+    M("image-non-image-no-fix", "mono_ssl/images.py",
+      '        " image or is corrupt/truncated: replace it with a valid JPEG/PNG"',
+      '        " image or is corrupt/truncated"',
+      BAD + "test_non_image_file_with_an_image_name",
+      "a non-image file is reported without the fix (JPEG/PNG)"),
+    M("image-smaller-than-patch-accepted", "mono_ssl/augment.py",
+      "    if side < cfg.out_size:",
+      "    if side < 1:",
+      BAD + "test_image_smaller_than_the_patch",
+      "an image whose crop is smaller than the patch is accepted (upsampled)"),
+    M("image-grey-not-converted", "mono_ssl/images.py",
+      '  return im.convert("RGB")',
+      "  return im",
+      BAD + "test_grey_rgba_and_16_bit_images_are_converted[grey]",
+      "8-bit greyscale is not expanded to RGB"),
+    M("image-rgba-alpha-kept", "mono_ssl/images.py",
+      "    rgb = (rgba[..., :3] * rgba[..., 3:4] + 127) // 255",
+      "    rgb = rgba",
+      BAD + "test_grey_rgba_and_16_bit_images_are_converted[rgba]",
+      "RGBA keeps its alpha channel (4 channels)"),
+    M("image-16bit-scaled-to-black", "mono_ssl/images.py",
+      "    a = (a - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(a)",
+      "    a = (a - lo) * (1.0 / (hi - lo)) if hi > lo else np.zeros_like(a)",
+      BAD + "test_grey_rgba_and_16_bit_images_are_converted[16bit]",
+      "16-bit scaled to 0..1 instead of 0..255"),
+    M("image-16bit-clipped-not-scaled", "mono_ssl/images.py",
+      "    a = (a - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(a)",
+      "    a = a if hi > lo else np.zeros_like(a)",
+      BAD + "test_grey_rgba_and_16_bit_images_are_converted[16bit]",
+      "16-bit values clipped to 255 instead of scaled by their range"),
+    M("image-huge-jpeg-no-draft", "mono_ssl/images.py",
+      '  if shrink and im.format == "JPEG":',
+      '  if shrink and im.format == "PNG":',
+      BAD + "test_huge_image_is_downscaled_by_max_side_or_refused_clearly",
+      "a huge JPEG is not decoded at reduced size, so max_side cannot load it"),
+    # --- config / CLI --------------------------------------------------------------------------
+    M("cli-unknown-key-traceback", "mono_ssl/main.py",
+      "  except (AttributeError, KeyError, TypeError, ValueError) as e:",
+      "  except (TypeError, ValueError) as e:",
+      BAD + 'test_cli_unknown_config_key[--config.train.num_stpes=3-Did you mean "num_steps"]',
+      "an unknown config key ends in a traceback"),
+    M("cli-bad-value-traceback", "mono_ssl/main.py",
+      "  except flags.Error as e:",
+      "  except UnicodeError as e:",
+      BAD + "test_cli_wrong_value_type[--config.train.num_steps=abc-abc]",
+      "a value of the wrong type ends in absl's traceback"),
+    M("config-hidden-type-unchecked", "mono_ssl/models/alexnet.py",
+      "  if not all(isinstance(h, int) and not isinstance(h, bool) and h >= 1 for h in m.hidden):",
+      "  if not all(h for h in m.hidden):",
+      BAD + "test_cli_wrong_value_type[--config.model.hidden=abc-hidden]",
+      "model.hidden entries are not checked to be positive integers"),
+    M("config-out-size-unchecked", "mono_ssl/augment.py",
+      '    for name in ("out_size", "patch_size"):',
+      '    for name in ("patch_size",):',
+      NEG + "[aug.out_size=-3-aug.out_size=-3]",
+      "aug.out_size is not checked to be positive"),
+    M("config-negative-batch-accepted", "mono_ssl/sharding.py",
+      "  if batch_size < 1 or batch_size % n:",
+      "  if batch_size % n:",
+      NEG + "[train.batch_size=-8-train.batch_size=-8]",
+      "a negative batch that divides the device count is accepted"),
+    M("config-negative-steps-accepted", "mono_ssl/train.py",
+      "  if tc.num_steps < 0:",
+      "  if tc.num_steps < -1:",
+      NEG + "[train.num_steps=-1-train.num_steps=-1]",
+      "train.num_steps=-1 is accepted"),
+    M("config-probe-batch-checked-after-training", "mono_ssl/train.py",
+      '  for field in ("batch_size", "eval_batch_size"):',
+      '  for field in ("eval_batch_size",):',
+      [NEG + "[probe.batch_size=0-probe.batch_size=0]",
+       BAD + "test_probe_batch_not_divisible_by_the_device_count_fails_before_training[batch_size-6]"],
+      "probe.batch_size is only checked by the probe, after pretraining"),
+    M("config-probe-eval-batch-checked-after-training", "mono_ssl/train.py",
+      '  for field in ("batch_size", "eval_batch_size"):',
+      '  for field in ("batch_size",):',
+      BAD + "test_probe_batch_not_divisible_by_the_device_count_fails_before_training"
+            "[eval_batch_size-50]",
+      "probe.eval_batch_size is only checked by the probe, after pretraining"),
+    M("config-negative-width-accepted", "mono_ssl/models/alexnet.py",
+      "  if not m.width_mult > 0:",
+      "  if m.width_mult == 0:",
+      NEG + "[model.width_mult=-1-model.width_mult=-1]",
+      "model.width_mult=-1 is accepted (every layer 1 filter wide)"),
+    M("config-batch-not-divisible-accepted", "mono_ssl/sharding.py",
+      "  if batch_size < 1 or batch_size % n:",
+      "  if batch_size < 1:",
+      BAD + "test_batch_not_divisible_by_the_device_count",
+      "a batch that does not split over the devices reaches jax (its error, not ours)"),
+    M("config-too-many-clusters-accepted", "mono_ssl/methods/deepcluster.py",
+      "  if not 1 <= k <= n:",
+      "  if not 1 <= k:",
+      BAD + "test_more_clusters_than_the_data_set",
+      "more k-means clusters than patches is accepted"),
+    # --- probe data ----------------------------------------------------------------------------
+    M("probe-data-loaded-after-training", "mono_ssl/train.py",
+      "  probe_train, probe_test = load_probe_data(config)\n"
+      '  for field in ("batch_size", "eval_batch_size"):  # likewise a probe batch that cannot run\n'
+      '    shd.check_batch_size(config.probe[field], mesh, f"probe.{field}")\n'
+      "  trained, initial, info = pretrain(config, workdir, mesh, log)\n",
+      "  trained, initial, info = pretrain(config, workdir, mesh, log)\n"
+      "  probe_train, probe_test = load_probe_data(config)\n"
+      '  for field in ("batch_size", "eval_batch_size"):  # likewise a probe batch that cannot run\n'
+      '    shd.check_batch_size(config.probe[field], mesh, f"probe.{field}")\n',
+      BAD + "test_missing_probe_data_set_fails_before_training",
+      "the probe data set is loaded only after pretraining"),
+    M("probe-unknown-name-keyerror", "mono_ssl/datasets.py",
+      "  raise UserInputError(\n      f\"unknown data set name {name!r}; valid names: {', '.join(VALID_NAMES)}\"\n  )",
+      "  raise KeyError(name)",
+      BAD + "test_unknown_probe_data_set_name",
+      "an unknown probe data set name raises a bare KeyError"),
+    M("probe-label-count-unchecked", "mono_ssl/datasets.py",
+      "  if len(labels) != n:",
+      "  if len(labels) < 0:",
+      BAD + "test_probe_data_set_with_mismatched_labels[fewer_labels_than_images]",
+      "fewer labels than images is not detected"),
+    M("probe-label-range-unchecked", "mono_ssl/datasets.py",
+      "  if labels.min() < 0 or labels.max() >= num_classes:\n    raise _fail(",
+      "  if labels.min() < 0:\n    raise _fail(",
+      BAD + "test_probe_data_set_with_mismatched_labels[label_out_of_range]",
+      "labels >= num_classes are accepted"),
+    # --- init_from -----------------------------------------------------------------------------
+    M("init-from-empty-folder-advises-delete", "mono_ssl/train.py",
+      'no checkpoint in {ckpt_dir}; give the "',
+      'no checkpoint in {ckpt_dir}; delete it or give the "',
+      BAD + "test_init_from_a_folder_that_holds_no_checkpoint[plain_folder]",
+      "the error for a folder without checkpoints advises deleting the user's folder"),
+    M("init-from-step-folder-generic-error", "mono_ssl/train.py",
+      "  except UserInputError:  # each step's error was printed as a warning",
+      "  except TypeError:  # each step's error was printed as a warning",
+      BAD + "test_init_from_a_folder_that_holds_no_checkpoint[step_named_folder]",
+      "restore's 'delete that folder' advice reaches the user of init_from"),
+    M("cli-user-error-traceback", "mono_ssl/main.py",
+      "  except (UserInputError, TrainingDiverged) as e:",
+      "  except TrainingDiverged as e:",
+      BAD + "test_cli_prints_one_error_line_and_exit_code_2",
+      "a UserInputError from training ends in a traceback, exit code 1"),
+]
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _snapshot(dest: Path) -> None:
+  """Copies the repository's code, tests and configs (no caches) to dest."""
+  dest.mkdir(parents=True)
+  ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache")
+  for name in COPIED:
+    src = REPO / name
+    if src.is_dir():
+      shutil.copytree(src, dest / name, ignore=ignore)
+    else:
+      shutil.copy2(src, dest / name)
+
+
+def _check(mutations: list[Mutation], root: Path) -> list[str]:
+  """Problems with the list against the snapshot at root: each `old` exactly once, etc."""
+  problems = []
+  names = [m.name for m in MUTATIONS]
+  for m in mutations:
+    if names.count(m.name) != 1:
+      problems.append(f"{m.name}: the name is used {names.count(m.name)} times")
+    path = root / m.file
+    if not path.is_file():
+      problems.append(f"{m.name}: {m.file} does not exist")
+      continue
+    n = path.read_text().count(m.old)
+    if n != 1:
+      problems.append(f"{m.name}: `old` occurs {n} times in {m.file} (must be exactly once):\n"
+                      + "\n".join("    | " + l for l in m.old.splitlines()))
+    if m.old == m.new:
+      problems.append(f"{m.name}: `old` and `new` are the same")
+    for t in m.tests:
+      if not (root / t.split("::")[0]).is_file():
+        problems.append(f"{m.name}: test file of {t} does not exist")
+  return problems
+
+
+def _shared_dir() -> str:
+  env = os.environ.get("MONO_SSL_SHARED", "").strip()
+  return env or str((REPO.parent / "shared").resolve())
+
+
+def _env(root: Path) -> dict:
+  env = dict(os.environ)
+  env["MONO_SSL_SHARED"] = _shared_dir()
+  env["PYTHONPATH"] = str(root)  # the copy's mono_ssl, not the editable install of REPO
+  env["PYTHONDONTWRITEBYTECODE"] = "1"
+  return env
+
+
+def _pytest(root: Path, tests: list[str], timeout: float, log: Path, stop_first: bool) -> tuple[str, float]:
+  """Runs pytest on `tests` inside root; returns (outcome, seconds).
+
+  outcome: 'passed', 'failed' (exit code 1), 'error' (2: interrupted, collection error;
+  3: internal error), 'timeout', or 'no tests' (5: a node id that does not exist).
+  """
+  cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rfE",
+         f"--basetemp={root / '.pytest_tmp'}", *(["-x"] if stop_first else []), *tests]
+  t0 = time.time()
+  with log.open("w") as out:
+    out.write("$ " + " ".join(cmd) + "\n\n")
+    out.flush()
+    # Own process group: a timeout ends the tests' child processes too (and nothing else).
+    proc = subprocess.Popen(cmd, cwd=root, env=_env(root), stdout=out, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    try:
+      rc = proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+      os.killpg(proc.pid, signal.SIGKILL)
+      proc.wait()
+      return "timeout", time.time() - t0
+    finally:
+      if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+  seconds = time.time() - t0
+  return {0: "passed", 1: "failed", 5: "no tests"}.get(rc, f"error (exit {rc})"), seconds
+
+
+def _failure_line(log: Path) -> str:
+  """The first 'FAILED ...'/'ERROR ...' summary line of a pytest log, for the detail column."""
+  for line in log.read_text(errors="replace").splitlines():
+    if line.startswith(("FAILED tests/", "ERROR tests/")):
+      return line
+  return ""
+
+
+def _short(test: str) -> str:
+  return test.removeprefix("tests/")
+
+
+def _md(s: str) -> str:
+  return s.replace("|", "\\|")
+
+
+def _git_state() -> str:
+  try:
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
+                          text=True, check=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", *COPIED], cwd=REPO,
+                           capture_output=True, text=True, check=True).stdout.splitlines()
+    return f"{head}" + (f" + {len(dirty)} uncommitted file(s)" if dirty else "")
+  except (OSError, subprocess.CalledProcessError):
+    return "unknown commit"
+
+
+def main() -> int:
+  ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  ap.add_argument("--only", action="append", default=[], metavar="NAME",
+                  help="run the mutations whose name contains NAME (repeatable)")
+  ap.add_argument("--list", action="store_true", help="list the mutations, check every `old`, exit")
+  ap.add_argument("--timeout", type=float, default=900, help="seconds per pytest run (default 900)")
+  ap.add_argument("--logs", type=Path, default=None,
+                  help="folder for the pytest logs (default: a temporary folder, kept)")
+  args = ap.parse_args()
+
+  selected = [m for m in MUTATIONS if not args.only or any(s in m.name for s in args.only)]
+  if not selected:
+    print(f"no mutation name contains any of {args.only}", file=sys.stderr)
+    return 2
+
+  work = Path(tempfile.mkdtemp(prefix="mono_ssl_mutants_"))
+  try:
+    # One snapshot for the whole run: the baseline and every mutant see the same code even if
+    # someone edits the checkout meanwhile.
+    pristine = work / "pristine"
+    _snapshot(pristine)
+    problems = _check(selected, pristine)
+    if args.list:
+      for m in selected:
+        print(f"{m.name}\n  {m.file}: {m.what}\n  tests: {', '.join(_short(t) for t in m.tests)}")
+      print(f"\n{len(selected)} mutation(s); " + ("all `old` strings found exactly once" if not problems
+                                                 else f"{len(problems)} problem(s):"))
+    if problems:
+      for p in problems:
+        print("PROBLEM: " + p, file=sys.stderr)
+      return 2
+    if args.list:
+      return 0
+
+    logs = args.logs or Path(tempfile.mkdtemp(prefix="mono_ssl_mutants_logs_"))
+    logs.mkdir(parents=True, exist_ok=True)
+    state = _git_state()
+    print(f"snapshot of {REPO} at {state}; shared data {_shared_dir()}; logs in {logs}", flush=True)
+
+    # The evidence is void unless every selected test passes on the unmutated code.
+    tests = list(dict.fromkeys(t for m in selected for t in m.tests))
+    base_root = work / "baseline"
+    shutil.copytree(pristine, base_root)
+    print(f"baseline: {len(tests)} test(s) on the unmutated copy ...", flush=True)
+    outcome, secs = _pytest(base_root, tests, args.timeout * 2, logs / "baseline.log", stop_first=False)
+    base_secs = secs
+    print(f"baseline: {outcome} in {secs:.0f} s", flush=True)
+    if outcome != "passed":
+      print(f"the selected tests do not pass on the unmutated code ({outcome}); the evidence would be "
+            f"void. See {logs / 'baseline.log'}", file=sys.stderr)
+      return 2
+    shutil.rmtree(base_root, ignore_errors=True)
+
+    rows = []
+    t_all = time.time()
+    for i, m in enumerate(selected, 1):
+      root = work / f"m{i:02d}"
+      shutil.copytree(pristine, root)
+      target = root / m.file
+      text = target.read_text()
+      assert text.count(m.old) == 1, m.name  # checked above on the same snapshot
+      target.write_text(text.replace(m.old, m.new, 1))
+      log = logs / f"{m.name}.log"
+      outcome, secs = _pytest(root, list(m.tests), args.timeout, log, stop_first=True)
+      if outcome == "passed":
+        result = "**MISSED**"
+      elif outcome == "no tests":
+        result = "ERROR: no test ran (bad node id)"
+      else:
+        result = "caught" + ("" if outcome == "failed" else f" ({outcome})")
+      detail = _failure_line(log)
+      rows.append((m, result, secs, detail))
+      print(f"[{i}/{len(selected)}] {m.name}: {result} in {secs:.0f} s  {detail[:150]}", flush=True)
+      shutil.rmtree(root, ignore_errors=True)
+
+    print(f"\nMutation testing of {REPO.name} at {state}: {len(selected)} mutation(s), "
+          f"{sum(r[1].startswith('caught') for r in rows)} caught, "
+          f"{sum('MISSED' in r[1] for r in rows)} missed; mutants {time.time() - t_all:.0f} s, "
+          f"baseline {base_secs:.0f} s\n")
+    print("| mutation | file | tests | result | seconds |")
+    print("|---|---|---|---|---|")
+    for m, result, s, _ in rows:
+      tests_cell = "<br>".join(f"`{_md(_short(t))}`" for t in m.tests)
+      print(f"| `{m.name}` | `{m.file}` | {tests_cell} | {result} | {s:.0f} |")
+    bad = [r for r in rows if not r[1].startswith("caught")]
+    if bad:
+      print(f"\n{len(bad)} mutation(s) not caught: {', '.join(r[0].name for r in bad)}", file=sys.stderr)
+    return 1 if bad else 0
+  finally:
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+  sys.exit(main())
