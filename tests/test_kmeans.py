@@ -79,3 +79,65 @@ def test_pca_whitening_gives_unit_rows_and_decorrelated_axes():
   np.testing.assert_allclose(np.linalg.norm(z, axis=1), 1.0, atol=1e-5)
   c = np.corrcoef(z.T)
   assert np.abs(c - np.diag(np.diag(c))).max() < 0.2
+
+
+def test_fast_argmin_is_jnp_argmin_bit_for_bit():
+  # The reduction-only argmin must keep argmin's first-index rule on ties,
+  # one-ulp differences, denormals and signed zeros.
+  rng = np.random.default_rng(0)
+  tiny = np.nextafter(np.float32(0), np.float32(1))
+  below_one = np.nextafter(np.float32(1), np.float32(0))
+  cases = [
+      np.round(rng.normal(0, 2, (500, 37))).astype(np.float32),  # many ties
+      np.where(rng.random((200, 64)) < 0.05, below_one, np.float32(1)).astype(np.float32),
+      (tiny * rng.integers(0, 5, (100, 30))).astype(np.float32),
+      np.where(rng.random((100, 20)) < 0.5, np.float32(-0.0), np.float32(0.0)).astype(np.float32),
+      (rng.normal(0, 1, (100, 1000)) * 1e37).astype(np.float32),
+      rng.normal(0, 1, (10, 1)).astype(np.float32),
+  ]
+  fast = jax.jit(km._argmin_rows)
+  ref = jax.jit(lambda s: jnp.argmin(s, axis=1))  # not numpy's: XLA:CPU flushes denormals to zero
+  for s in cases:
+    np.testing.assert_array_equal(np.asarray(fast(s)), np.asarray(ref(s)))
+
+
+@pytest.mark.parametrize("tile_k", [2048, 4])
+@pytest.mark.parametrize("chunk", [1, 7, 64, 1000])
+def test_assign_is_exact_for_any_chunk_and_tile(chunk, tile_k, monkeypatch):
+  # Ragged last block and padded last centroid tile included: every row gets
+  # its true nearest centroid, and a duplicated centroid loses to its first copy.
+  monkeypatch.setattr(km, "_TILE_K", tile_k)
+  rng = np.random.default_rng(2)
+  x = rng.normal(0, 1, (301, 5)).astype(np.float32)
+  c = rng.normal(0, 1, (13, 5)).astype(np.float32)
+  c[11] = c[2]
+  d2 = ((x[:, None, :].astype(np.float64) - c[None]) ** 2).sum(-1)
+  idx, dist = km.assign(jnp.asarray(x), jnp.asarray(c), chunk)
+  np.testing.assert_array_equal(np.asarray(idx), d2.argmin(1))
+  assert not np.any(np.asarray(idx) == 11)
+  np.testing.assert_allclose(np.asarray(dist), d2.min(1), rtol=1e-5, atol=1e-6)
+
+
+def test_benchmark_quick_mode_matches_faiss(tmp_path):
+  """benchmarks/kmeans.py --quick: runs in seconds and ends where faiss does (inertia within 0.1%)."""
+  import importlib.util
+  import json
+  import subprocess
+  import sys
+  from pathlib import Path
+
+  if importlib.util.find_spec("faiss") is None:
+    pytest.skip("faiss-cpu is not installed (pip install -e .[bench]); the benchmark compares against it")
+  repo = Path(__file__).resolve().parent.parent
+  out = tmp_path / "bench.json"
+  proc = subprocess.run([sys.executable, str(repo / "benchmarks" / "kmeans.py"), "--quick", "--iters", "3",
+                         "--impls", "jax,faiss", "--json", str(out)], capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert "| N | D | K |" in proc.stdout
+  rows = json.loads(out.read_text())["rows"]
+  assert len(rows) == 2
+  for row in rows:
+    faiss_keys = [k for k in row["inertia"] if k.startswith("faiss")]
+    assert faiss_keys and row["time"]["jax"] > 0
+    for k in faiss_keys:
+      assert row["inertia"]["jax"] == pytest.approx(row["inertia"][k], rel=1e-3)
