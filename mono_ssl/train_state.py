@@ -63,15 +63,24 @@ def sgd_from_config(tc, total_steps: int) -> tuple[optax.GradientTransformation,
   return sgd(schedule, tc.momentum, tc.nesterov, tc.weight_decay), schedule
 
 
-def init_classifier(model, tx: optax.GradientTransformation, image_size: int, key: jax.Array,
-                    **extra: Any) -> dict:
-  """The fresh TrainState fields of an AlexNet classifier (`extra`: a subclass's own fields).
+def create_classifier_state(model, config, image_size: int, key: jax.Array, mesh,
+                            total_steps: int, state_cls: type | None = None,
+                            **extra: Callable[[], Any]) -> Any:
+  """A fresh, mesh-replicated state of an AlexNet classifier trained by `config.train`'s SGD.
 
-  Pure, for use inside `create_sharded`'s init function.
+  `state_cls` (default TrainState) may be a subclass; `extra` maps its own fields to
+  zero-argument functions making their initial arrays (called inside the jitted init).
   """
-  variables = model.init({"params": key}, jnp.zeros((2, image_size, image_size, 3)), train=False)
-  return dict(step=jnp.int32(0), params=variables["params"], batch_stats=variables["batch_stats"],
-              opt_state=tx.init(variables["params"]), apply_fn=model.apply, tx=tx, **extra)
+  tx, _ = sgd_from_config(config.train, total_steps)
+  state_cls = state_cls or TrainState
+
+  def init(key):
+    variables = model.init({"params": key}, jnp.zeros((2, image_size, image_size, 3)), train=False)
+    return state_cls(step=jnp.int32(0), params=variables["params"],
+                     batch_stats=variables["batch_stats"], opt_state=tx.init(variables["params"]),
+                     apply_fn=model.apply, tx=tx, **{k: f() for k, f in extra.items()})
+
+  return create_sharded(init, key, mesh)
 
 
 def classification_update(state: TrainState, x: jax.Array, labels: jax.Array, key: jax.Array,

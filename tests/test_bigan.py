@@ -97,6 +97,9 @@ def test_configs_load_and_networks_have_the_documented_shapes():
   with pytest.raises(UserInputError, match="gen_size=48"):
     bigan.create_state(tiny_bigan_config(**{"bigan.gen_size": 48}), 32, jax.random.key(0),
                        shd.make_mesh(), 1)
+  with pytest.raises(UserInputError, match=r"bigan.e_lr_mult=-1.0 must be >= 0"):
+    bigan.create_state(tiny_bigan_config(**{"bigan.e_lr_mult": -1.0}), 32, jax.random.key(0),
+                       shd.make_mesh(), 1)
 
 
 def test_losses_finite_and_every_network_gets_gradients():

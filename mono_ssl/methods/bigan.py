@@ -97,6 +97,10 @@ def _check(config, image_size: int) -> None:
   b = config.bigan
   if b.prior not in nets.LATENT_PRIORS:
     raise UserInputError(f"bigan.prior={b.prior!r} is not one of {', '.join(nets.LATENT_PRIORS)}.")
+  for field in ("d_lr_mult", "e_lr_mult", "e_bn_lr_mult"):
+    if not b[field] >= 0:
+      raise UserInputError(f"bigan.{field}={b[field]} must be >= 0 (a multiple of train.lr; "
+                           "0 freezes those parameters).")
   if b.latent_dim < 1:
     raise UserInputError(f"bigan.latent_dim={b.latent_dim} must be >= 1.")
   nets.num_doublings(b.gen_size)

@@ -29,14 +29,7 @@ from mono_ssl import sharding as shd
 from mono_ssl.augment import PatchGenerator
 from mono_ssl.errors import UserInputError
 from mono_ssl.models.alexnet import alexnet_from_config
-from mono_ssl.train_state import (
-  TrainState,
-  classification_update,
-  create_sharded,
-  init_classifier,
-  normalise,
-  sgd_from_config,
-)
+from mono_ssl.train_state import TrainState, classification_update, create_classifier_state, normalise
 
 
 @flax.struct.dataclass
@@ -59,19 +52,16 @@ def create_state(config, image_size: int, key: jax.Array, mesh, total_steps: int
                  data_size: int | None = None) -> DeepClusterState:
   """data_size: the cluster set's size N (the run's data set: virtual patches or images)."""
   model = build_model(config)
-  tx, _ = sgd_from_config(config.train, total_steps)
   n = int(data_size or config.data.dataset_size)
   k = config.deepcluster.num_clusters
   if not 1 <= k <= n:
     raise UserInputError(f"deepcluster.num_clusters={k} must be between 1 and the data set size {n}.")
 
-  def init(key):
-    return DeepClusterState(**init_classifier(
-        model, tx, image_size, key,
-        assignments=jnp.zeros((n,), jnp.int32), order=jnp.arange(n, dtype=jnp.int32),
-        starts=jnp.zeros((k,), jnp.int32), sizes=jnp.zeros((k,), jnp.int32), epoch=jnp.int32(-1)))
-
-  return create_sharded(init, key, mesh)
+  return create_classifier_state(
+      model, config, image_size, key, mesh, total_steps, DeepClusterState,
+      assignments=lambda: jnp.zeros((n,), jnp.int32), order=lambda: jnp.arange(n, dtype=jnp.int32),
+      starts=lambda: jnp.zeros((k,), jnp.int32), sizes=lambda: jnp.zeros((k,), jnp.int32),
+      epoch=lambda: jnp.int32(-1))
 
 
 def trunk(state):

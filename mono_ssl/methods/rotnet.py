@@ -7,14 +7,7 @@ import jax
 import jax.numpy as jnp
 
 from mono_ssl.models.alexnet import alexnet_from_config
-from mono_ssl.train_state import (
-  TrainState,
-  classification_update,
-  create_sharded,
-  init_classifier,
-  normalise,
-  sgd_from_config,
-)
+from mono_ssl.train_state import TrainState, classification_update, create_classifier_state, normalise
 
 NUM_ROTATIONS = 4
 
@@ -28,9 +21,7 @@ def create_state(config, image_size: int, key: jax.Array, mesh, total_steps: int
                  data_size: int | None = None) -> TrainState:
   """A fresh TrainState, already replicated over the mesh (data_size is unused)."""
   model = build_model(config)
-  tx, _ = sgd_from_config(config.train, total_steps)
-
-  return create_sharded(lambda k: TrainState(**init_classifier(model, tx, image_size, k)), key, mesh)
+  return create_classifier_state(model, config, image_size, key, mesh, total_steps)
 
 
 def trunk(state: TrainState):

@@ -19,14 +19,7 @@ from mono_ssl import datasets
 from mono_ssl import sharding as shd
 from mono_ssl.errors import UserInputError
 from mono_ssl.models.alexnet import alexnet_from_config
-from mono_ssl.train_state import (
-  TrainState,
-  classification_update,
-  create_sharded,
-  init_classifier,
-  normalise,
-  sgd_from_config,
-)
+from mono_ssl.train_state import TrainState, classification_update, create_classifier_state, normalise
 
 
 @flax.struct.dataclass
@@ -68,9 +61,7 @@ def create_state(config, image_size: int, key: jax.Array, mesh, total_steps: int
     raise UserInputError(f"supervised: the pretraining data has {data_size} images but "
                          f"{ds.name} has {len(ds)} labels; they must be the same split.")
   model = build_model(config)
-  tx, _ = sgd_from_config(config.train, total_steps)
-
-  state = create_sharded(lambda k: TrainState(**init_classifier(model, tx, image_size, k)), key, mesh)
+  state = create_classifier_state(model, config, image_size, key, mesh, total_steps)
   # Added after init: a traced-in label table would be a constant inside the jitted init.
   labels = shd.to_global(np.asarray(ds.labels, np.int32), shd.replicated(mesh))
   return SupervisedState(**{f: getattr(state, f) for f in
