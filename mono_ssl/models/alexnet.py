@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mono_ssl.errors import UserInputError
+from mono_ssl.models.pooling import max_pool
 
 LAYER_NAMES = ("conv1", "conv2", "conv3", "conv4", "conv5")
 
@@ -96,7 +97,8 @@ class AlexNet(nn.Module):
       x = nn.relu(x)
       feats[name] = x
       if c.pool:
-        x = nn.max_pool(x, (3, 3), strides=(2, 2), padding="VALID")
+        # Same values and gradients as nn.max_pool, ~4x cheaper gradient on XLA:CPU.
+        x = max_pool(x, 3, 2)
     if not head:
       return None, feats
     x = x.reshape((x.shape[0], -1))

@@ -1,0 +1,47 @@
+"""The AlexNet's max-pool: flax.linen.max_pool's values and gradients, without select_and_scatter."""
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from mono_ssl.models.pooling import max_pool
+
+
+def _reference(x, window, stride):
+  return nn.max_pool(x, (window, window), strides=(stride, stride), padding="VALID")
+
+
+@pytest.mark.parametrize("shape,window,stride", [
+    ((4, 16, 16, 8), 3, 2),   # conv1's pool at 32 px
+    ((3, 7, 7, 5), 3, 2),     # conv2's
+    ((2, 3, 3, 4), 3, 2),     # conv5's: one output
+    ((2, 9, 12, 3), 3, 2),    # odd, non-square sides leave a remainder
+    ((2, 8, 8, 3), 2, 2),     # non-overlapping windows
+    ((2, 10, 10, 2), 3, 1),   # heavily overlapping windows
+])
+def test_values_and_gradients_match_flax_max_pool_with_ties(shape, window, stride):
+  key_x, key_g = jax.random.split(jax.random.key(0))
+  # Post-ReLU values rounded to quarters: many exact ties inside windows, as after a ReLU.
+  x = jnp.round(jax.nn.relu(jax.random.normal(key_x, shape)) * 4) / 4
+  want, want_vjp = jax.vjp(lambda v: _reference(v, window, stride), x)
+  got, got_vjp = jax.vjp(lambda v: max_pool(v, window, stride), x)
+  np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+  g = jax.random.normal(key_g, want.shape)
+  # Ties go to the same (first, row-major) element; only the order of the sums
+  # over overlapping windows may differ, hence the float tolerance.
+  np.testing.assert_allclose(np.asarray(got_vjp(g)[0]), np.asarray(want_vjp(g)[0]),
+                             rtol=0, atol=1e-5)
+
+
+def test_gradient_has_no_select_and_scatter_or_reduce_window():
+  x = jnp.ones((2, 16, 16, 4))
+  hlo = jax.jit(jax.grad(lambda v: max_pool(v, 3, 2).sum())).lower(x).as_text()
+  assert "select_and_scatter" not in hlo and "reduce_window" not in hlo
+  ref = jax.jit(jax.grad(lambda v: _reference(v, 3, 2).sum())).lower(x).as_text()
+  assert "select_and_scatter" in ref  # the op this module exists to avoid
+
+
+def test_window_larger_than_input_is_refused():
+  with pytest.raises(ValueError, match="smaller than the 3x3 window"):
+    max_pool(jnp.ones((1, 2, 2, 1)), 3, 2)
