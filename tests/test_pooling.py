@@ -45,3 +45,32 @@ def test_gradient_has_no_select_and_scatter_or_reduce_window():
 def test_window_larger_than_input_is_refused():
   with pytest.raises(ValueError, match="smaller than the 3x3 window"):
     max_pool(jnp.ones((1, 2, 2, 1)), 3, 2)
+
+
+def test_alexnet_gradients_match_flax_max_pool_on_one_and_four_devices(monkeypatch):
+  # In the network the pool's input is recomputed BatchNorm + ReLU output that
+  # XLA may fuse differently per program; the gradient must still match.
+  from jax.sharding import NamedSharding
+  from jax.sharding import PartitionSpec as P
+
+  from mono_ssl.models import alexnet
+  model = alexnet.AlexNet(convs=alexnet.conv_specs("cpu", 0.25), hidden=(16,), num_classes=4)
+  x = jax.random.normal(jax.random.key(1), (8, 32, 32, 3))
+  labels = jnp.arange(8) % 4
+  variables = model.init(jax.random.key(0), x[:1])
+
+  def grads(m, inputs):
+    def loss(params):
+      logits, _ = m.apply({**variables, "params": params}, inputs, train=True,
+                          mutable=["batch_stats"])[0]
+      return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), labels[:, None], 1))
+    return jax.jit(jax.grad(loss))(variables["params"])
+
+  mesh = jax.sharding.Mesh(np.array(jax.devices()[:4]), ("data",))
+  x4 = jax.device_put(x, NamedSharding(mesh, P("data")))
+  ours = [grads(model, x), grads(model, x4)]
+  monkeypatch.setattr(alexnet, "max_pool", lambda v, w, s: _reference(v, w, s))
+  want = grads(model, x)
+  for got in ours:
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+      np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-3, atol=1e-5)

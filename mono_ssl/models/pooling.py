@@ -5,9 +5,10 @@
 tracks the argmax position in four int32 index tensors the size of the input,
 plus a scatter: profiled on the CPU-scale RotNet step (32 px, B=128) it was
 about 40% of the whole step. Here the pool is the maximum of its k*k strided
-views, and the gradient routes each output's cotangent to the first maximal
-element of its window in row-major order -- the element select_and_scatter
-picks -- through strided pads that XLA fuses into one elementwise loop.
+views; the forward pass also records which view won each window (the first
+maximal element in row-major order, the one select_and_scatter picks), and
+the gradient routes each cotangent there through strided pads that XLA fuses
+into one elementwise loop.
 """
 from __future__ import annotations
 
@@ -40,8 +41,11 @@ def max_pool(x: jax.Array, window: int = 3, stride: int = 2) -> jax.Array:
 
   Same values as `flax.linen.max_pool(x, (window, window), (stride, stride))`
   and the same gradient (ties go to the first element in row-major order).
+  At most 127 window elements (the winner's index is int8).
   """
   _, h, w, _ = x.shape
+  if window * window > 127:
+    raise ValueError(f"max_pool: a {window}x{window} window has more than 127 elements")
   if h < window or w < window:
     raise ValueError(f"max_pool: input {h}x{w} is smaller than the {window}x{window} window")
   out = None
@@ -51,22 +55,31 @@ def max_pool(x: jax.Array, window: int = 3, stride: int = 2) -> jax.Array:
 
 
 def _max_pool_fwd(x, window, stride):
-  out = max_pool(x, window, stride)
-  return out, (x, out)
+  # The winner of each window is chosen here, once, and saved as an int8 index.
+  # Comparing recomputed views with the saved output in the backward pass is
+  # not safe: XLA may recompute the producer (BatchNorm + ReLU) inside the
+  # backward fusion with different rounding, and then no element equals the max.
+  out = best = winner = None
+  for k, (_, _, view) in enumerate(_views(x, window, stride)):
+    if out is None:
+      out, best, winner = view, view, jnp.zeros(view.shape, jnp.int8)
+      continue
+    out = jnp.maximum(out, view)  # NaN-propagating, as lax.reduce_window's max
+    better = view > best          # strict: ties stay with the first element
+    best = jnp.where(better, view, best)
+    winner = jnp.where(better, jnp.int8(k), winner)
+  return out, (winner, x.shape)
 
 
 def _max_pool_bwd(window, stride, residuals, g):
-  x, out = residuals
-  n, h, w, c = x.shape
-  ho, wo = out.shape[1], out.shape[2]
-  taken = jnp.zeros(out.shape, jnp.bool_)
-  dx = jnp.zeros_like(x)
-  zero = jnp.zeros((), x.dtype)
-  for di, dj, view in _views(x, window, stride):
-    first = (view == out) & ~taken  # the first maximal element of each window takes it
-    taken = taken | first
+  winner, (n, h, w, c) = residuals
+  ho, wo = winner.shape[1], winner.shape[2]
+  dx = jnp.zeros((n, h, w, c), g.dtype)
+  zero = jnp.zeros((), g.dtype)
+  for k in range(window * window):
+    di, dj = divmod(k, window)
     # A strided slice's transpose: pad back to x's shape with stride-1 interior zeros.
-    dx = dx + lax.pad(jnp.where(first, g, zero), zero,
+    dx = dx + lax.pad(jnp.where(winner == k, g, zero), zero,
                       ((0, 0, 0),
                        (di, h - di - stride * (ho - 1) - 1, stride - 1),
                        (dj, w - dj - stride * (wo - 1) - 1, stride - 1),
