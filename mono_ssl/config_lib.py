@@ -105,6 +105,10 @@ def base_config(method: str, regime: str, scale: str) -> ml_collections.ConfigDi
       lr_boundaries=(10 / 36, 20 / 36, 30 / 36), lr_decay=0.1,
       target_dims=2048 if scale == "cpu" else 9216,
       crop_scale=(0.35, 1.0) if scale == "cpu" else (0.08, 1.0),
+      # paper: train on random-resized 224 crops, test on ten 224 crops of the 256 px
+      # test images (4 corners + centre, and flips; logits averaged). cpu: the whole image.
+      crop_size=0 if scale == "cpu" else 224,
+      ten_crop=scale != "cpu",
       flip=True, random_baseline=True, seed=0)
   return c
 

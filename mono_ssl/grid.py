@@ -138,6 +138,10 @@ def run_config(grid, spec: dict):
     # Patches at the probe images' scale, the generator patch grown alike (40 -> 80 for 64 px).
     cfg.aug.patch_size = round(cfg.aug.patch_size * side / cfg.aug.out_size)
     cfg.aug.out_size = side
+  if side:
+    # The bundled probe sets are small images (32/64 px): probes see the whole
+    # image; the paper's 224 px ten-crop protocol is for ImageNet-sized sets.
+    cfg.probe.crop_size, cfg.probe.ten_crop = 0, False
   apply_overrides(cfg, spec.get("overrides", {}), where)
   return cfg
 

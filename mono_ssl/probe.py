@@ -80,6 +80,8 @@ class ProbeConfig:
   target_dims: int = 9216
   crop_scale: tuple = (0.35, 1.0)
   flip: bool = True
+  crop_size: int = 0      # side the probes see: train crops and test crops (0 = the images' side)
+  ten_crop: bool = False  # test logits averaged over 4 corner + centre crops and their flips
   layers: tuple = LAYER_NAMES
   seed: int = 0
 
@@ -120,17 +122,49 @@ def make_probe_step(trunk_apply: Callable, heads: ProbeHeads, axis_name: Any = N
   return step
 
 
-def make_eval_step(trunk_apply: Callable, heads: ProbeHeads) -> Callable:
+def eval_views(images: jax.Array, crop: int | None = None, ten_crop: bool = False) -> list:
+  """The views of a test batch (B, H, W, C) whose logits are averaged.
+
+  crop None or the images' side, no ten_crop: the images themselves. Otherwise
+  crop x crop views: the centre crop, or with ten_crop the four corner crops and
+  the centre crop, then each of them flipped left-right (the paper protocol's
+  ten-crop evaluation).
+  """
+  h, w = images.shape[1], images.shape[2]
+  crop = crop or min(h, w)
+  if crop > min(h, w):
+    raise ValueError(f"crop {crop} is larger than the {h}x{w} test images")
+  centre = ((h - crop) // 2, (w - crop) // 2)
+  if not ten_crop:
+    if (crop, crop) == (h, w):
+      return [images]
+    offsets = [centre]
+  else:
+    offsets = [(0, 0), (0, w - crop), (h - crop, 0), (h - crop, w - crop), centre]
+  views = [images[:, i:i + crop, j:j + crop] for i, j in offsets]
+  if ten_crop:
+    views += [v[:, :, ::-1] for v in views]
+  return views
+
+
+def make_eval_step(trunk_apply: Callable, heads: ProbeHeads, crop: int | None = None,
+                   ten_crop: bool = False) -> Callable:
   """`(heads_vars, trunk_vars, images, labels, mask) -> {layer: (top1 count, top5 count)}`.
 
-  images: uint8 (converted on device) or float in [0, 1].
+  images: uint8 (converted on device) or float in [0, 1]; each layer's logits
+  are averaged over `eval_views(images, crop, ten_crop)`.
   """
 
   def evaluate(heads_vars, trunk_vars, images, labels, mask):
     if images.dtype == jnp.uint8:
       images = images.astype(jnp.float32) / 255.0
-    _, feats = trunk_apply(trunk_vars, normalise(images), train=False, head=False)
-    logits = heads.apply(heads_vars, feats, train=False)
+    views = eval_views(images, crop, ten_crop)
+    logits = None
+    for view in views:
+      _, feats = trunk_apply(trunk_vars, normalise(view), train=False, head=False)
+      out = heads.apply(heads_vars, feats, train=False)
+      logits = out if logits is None else jax.tree.map(jnp.add, logits, out)
+    logits = jax.tree.map(lambda l: l / len(views), logits)
     out = {}
     for name, l in logits.items():
       k = min(5, l.shape[-1])
@@ -148,15 +182,23 @@ def run_linear_probes(trunk_apply: Callable, trunk_vars: Any, train: LabelledIma
                       log: Callable[[str], None] = print) -> dict:
   """Trains the five probes on `train`, returns {layer: {"top1": %, "top5": %}} on all of `test`.
 
-  Train-time augmentation: random-resized crop (scale `crop_scale`, native
-  size) and horizontal flip, on device. Every test example counts: the last
-  batch is padded and masked.
+  Train-time augmentation: random-resized crop (scale `crop_scale`, resized to
+  `crop_size`, default the images' side) and horizontal flip, on device.
+  Test: the whole image, its centre `crop_size` crop, or with `ten_crop` the
+  mean logits of ten crops. Every test example counts: the last batch is
+  padded and masked.
   """
   mesh = mesh or shd.make_mesh()
   shd.check_batch_size(cfg.batch_size, mesh, "probe.batch_size")
   shd.check_batch_size(cfg.eval_batch_size, mesh, "probe.eval_batch_size")
   repl, bsh = shd.replicated(mesh), shd.batch_sharded(mesh)
   n_train, size = train.images.shape[0], train.images.shape[1]
+  crop = cfg.crop_size or size
+  test_side = min(test.images.shape[1], test.images.shape[2])
+  if not 1 <= crop <= min(size, test_side):
+    from mono_ssl.errors import UserInputError
+    raise UserInputError(f"probe.crop_size={cfg.crop_size} must be between 1 and the images' side "
+                         f"({size} px train, {test_side} px test); 0 uses the images' side.")
   if n_train < cfg.batch_size:
     from mono_ssl.errors import UserInputError
     raise UserInputError(f"probe.batch_size={cfg.batch_size} exceeds the {n_train} training "
@@ -165,7 +207,7 @@ def run_linear_probes(trunk_apply: Callable, trunk_vars: Any, train: LabelledIma
 
   # Pool sizes come from the feature shapes at the probe's input size.
   feat_shapes = jax.eval_shape(lambda v, x: trunk_apply(v, x, train=False, head=False)[1], trunk_vars,
-                               jax.ShapeDtypeStruct((1, size, size, 3), jnp.float32))
+                               jax.ShapeDtypeStruct((1, crop, crop, 3), jnp.float32))
   pools = tuple((n, pool_params(feat_shapes[n].shape[1], feat_shapes[n].shape[3], cfg.target_dims))
                 for n in cfg.layers)
   heads = ProbeHeads(num_classes=train.num_classes, pools=pools)
@@ -175,7 +217,7 @@ def run_linear_probes(trunk_apply: Callable, trunk_vars: Any, train: LabelledIma
            cfg.weight_decay)
 
   def init(key):
-    _, feats = trunk_apply(trunk_vars, jnp.zeros((2, size, size, 3)), train=False, head=False)
+    _, feats = trunk_apply(trunk_vars, jnp.zeros((2, crop, crop, 3)), train=False, head=False)
     v = heads.init(key, feats, train=False)
     return TrainState(step=jnp.int32(0), params=v["params"], batch_stats=v["batch_stats"],
                       opt_state=tx.init(v["params"]), apply_fn=heads.apply, tx=tx)
@@ -183,7 +225,7 @@ def run_linear_probes(trunk_apply: Callable, trunk_vars: Any, train: LabelledIma
   state = jax.jit(init, out_shardings=repl)(jax.random.key(cfg.seed))
   step = jax.jit(make_probe_step(trunk_apply, heads), donate_argnums=0,
                  in_shardings=(repl, repl, bsh, bsh, repl), out_shardings=(repl, repl))
-  aug = AugmentConfig(out_size=size, patch_size=size, initial_crop=False, rrc=False, affine=False,
+  aug = AugmentConfig(out_size=crop, patch_size=size, initial_crop=False, rrc=False, affine=False,
                       method_crop=True, method_crop_scale=cfg.crop_scale, flip=cfg.flip,
                       jitter_prob=0.0, antialias=False)
   bank = shd.to_global(ImageBank.from_images_array(train.images), repl)
@@ -220,7 +262,8 @@ def evaluate_probes(trunk_apply, trunk_vars, heads, heads_vars, test: LabelledIm
                     cfg: ProbeConfig, mesh) -> dict:
   """Top-1/top-5 (%) per layer on every example of `test`."""
   repl, bsh = shd.replicated(mesh), shd.batch_sharded(mesh)
-  evaluate = jax.jit(make_eval_step(trunk_apply, heads), in_shardings=(repl, repl, bsh, bsh, bsh))
+  evaluate = jax.jit(make_eval_step(trunk_apply, heads, cfg.crop_size or None, cfg.ten_crop),
+                     in_shardings=(repl, repl, bsh, bsh, bsh))
   n = test.images.shape[0]
   bs = cfg.eval_batch_size
   counts = {name: np.zeros(2, np.int64) for name, _ in heads.pools}

@@ -32,6 +32,10 @@ def test_paper_scale_is_the_authors_alexnet_at_224px():
   assert build_model(c).hidden == (4096, 4096)
   assert build_model(c).convs == PAPER_CONVS
   assert c.data.dataset_size == 1_281_167 and c.probe.target_dims == 9216
+  # The protocol's evaluation: ten 224 crops; CPU scale probes the whole image.
+  assert c.probe.crop_size == 224 and c.probe.ten_crop
+  cpu = load_config_file("rotnet", "regime=single,scale=cpu")
+  assert cpu.probe.crop_size == 0 and not cpu.probe.ten_crop
 
 
 def test_full_regime_has_no_single_image_augmentation():

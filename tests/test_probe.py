@@ -61,3 +61,61 @@ def test_random_labels_stay_near_chance():
   res = run_linear_probes(model.apply, variables, train, test, cfg, mesh=shd.make_mesh(),
                           log=lambda s: None)
   assert all(r["top1"] < 25.0 for r in res.values()), res
+
+
+def test_ten_crop_views_are_the_corners_centre_and_their_flips():
+  from mono_ssl.probe import eval_views
+  images = jnp.arange(2 * 6 * 7 * 1, dtype=jnp.float32).reshape(2, 6, 7, 1)
+  views = eval_views(images, crop=4, ten_crop=True)
+  a = np.asarray(images)
+  want = [a[:, 0:4, 0:4], a[:, 0:4, 3:7], a[:, 2:6, 0:4], a[:, 2:6, 3:7], a[:, 1:5, 1:5]]
+  want += [w[:, :, ::-1] for w in want]
+  assert len(views) == 10
+  for got, w in zip(views, want):
+    np.testing.assert_array_equal(np.asarray(got), w)
+  np.testing.assert_array_equal(np.asarray(eval_views(images, crop=4)[0]), a[:, 1:5, 1:5])
+  assert eval_views(images[:, :6, :6])[0] is not None and len(eval_views(images[:, :6, :6])) == 1
+
+
+def test_ten_crop_evaluation_averages_the_logits_of_the_ten_views():
+  """The probe's ten-crop counts equal those of logits averaged by hand over the ten crops."""
+  from mono_ssl.probe import ProbeHeads, eval_views, evaluate_probes
+  model = AlexNet(convs=conv_specs("cpu", 0.25), hidden=(16,), num_classes=4)
+  variables = model.init(jax.random.key(0), jnp.zeros((1, 16, 16, 3)))
+  test = _toy(30, 1, size=20)
+  heads = ProbeHeads(num_classes=10, pools=(("conv1", (2, 2, 0)), ("conv2", (2, 2, 0))))
+  _, feats = model.apply(variables, jnp.zeros((1, 16, 16, 3)), head=False)
+  heads_vars = heads.init(jax.random.key(1), feats)
+  # Non-zero running stats and weights so that every crop gives different logits.
+  heads_vars = jax.tree.map(lambda x: x + 0.1 * jax.random.normal(jax.random.key(2), x.shape),
+                            heads_vars)
+  cfg = ProbeConfig(eval_batch_size=12, crop_size=16, ten_crop=True,
+                    layers=("conv1", "conv2"))
+  got = evaluate_probes(model.apply, variables, heads, heads_vars, test, cfg, shd.make_mesh())
+  images = jnp.asarray(test.images, jnp.float32) / 255.0
+  from mono_ssl.train_state import normalise
+  per_view = []
+  for view in eval_views(images, 16, ten_crop=True):
+    _, f = model.apply(variables, normalise(view), head=False)
+    per_view.append(heads.apply(heads_vars, f))
+  centre_only = evaluate_probes(model.apply, variables, heads, heads_vars, test,
+                                ProbeConfig(eval_batch_size=12, crop_size=16,
+                                            layers=("conv1", "conv2")), shd.make_mesh())
+  for name in ("conv1", "conv2"):
+    mean = np.mean([np.asarray(v[name]) for v in per_view], axis=0)
+    top1 = 100.0 * np.mean(mean.argmax(-1) == test.labels)
+    assert abs(got[name]["top1"] - top1) < 1e-9, (name, got[name], top1)
+    centre = np.asarray(per_view[4][name])
+    assert abs(centre_only[name]["top1"] - 100.0 * np.mean(centre.argmax(-1) == test.labels)) < 1e-9
+
+
+def test_crop_larger_than_the_images_is_refused():
+  import pytest
+
+  from mono_ssl.errors import UserInputError
+  model = AlexNet(convs=conv_specs("cpu", 0.25), hidden=(16,), num_classes=4)
+  variables = model.init(jax.random.key(0), jnp.zeros((1, 16, 16, 3)))
+  cfg = ProbeConfig(epochs=1, batch_size=40, eval_batch_size=100, crop_size=20)
+  with pytest.raises(UserInputError, match="probe.crop_size=20"):
+    run_linear_probes(model.apply, variables, _toy(80, 0), _toy(20, 1), cfg,
+                      mesh=shd.make_mesh(), log=lambda s: None)

@@ -35,19 +35,23 @@ def _views(x: jax.Array, window: int, stride: int):
                               (1, stride, stride, 1))
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2))
 def max_pool(x: jax.Array, window: int = 3, stride: int = 2) -> jax.Array:
   """VALID max-pool of NHWC `x` over window x window patches at `stride`.
 
   Same values as `flax.linen.max_pool(x, (window, window), (stride, stride))`
   and the same gradient (ties go to the first element in row-major order).
-  At most 127 window elements (the winner's index is int8).
+  An input smaller than the window gives an empty output, as flax's does.
   """
-  _, h, w, _ = x.shape
-  if window * window > 127:
+  if window * window > 127:  # the winner's index is int8
     raise ValueError(f"max_pool: a {window}x{window} window has more than 127 elements")
-  if h < window or w < window:
-    raise ValueError(f"max_pool: input {h}x{w} is smaller than the {window}x{window} window")
+  if x.shape[1] < window or x.shape[2] < window:
+    return lax.reduce_window(x, -jnp.inf, lax.max, (1, window, window, 1),
+                             (1, stride, stride, 1), "VALID")
+  return _max_pool(x, window, stride)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2))
+def _max_pool(x: jax.Array, window: int, stride: int) -> jax.Array:
   out = None
   for _, _, view in _views(x, window, stride):
     out = view if out is None else jnp.maximum(out, view)
@@ -87,4 +91,4 @@ def _max_pool_bwd(window, stride, residuals, g):
   return (dx,)
 
 
-max_pool.defvjp(_max_pool_fwd, _max_pool_bwd)
+_max_pool.defvjp(_max_pool_fwd, _max_pool_bwd)
