@@ -13,32 +13,15 @@ conv1-conv2 only), then each method in each regime. `--config.only=a,b`
 runs and reports only the named runs; --config.data_dir=DIR points at the
 probe sets.
 
-Wall time at scale=cpu, probe=cifar10, estimated for this project's 2-core CPU
-when idle, from full-length runs: RotNet 2,500 steps in 9.5 min (0.23 s/step),
-DeepCluster 6,000 steps in 17.3 min with its re-clustering (0.17 s/step), BiGAN
-0.22-0.27 s/step (0.22 before its latest changes; 1.2x RotNet's step when both
-were timed on the shared machine); one probe of one trunk on CIFAR-10 (50k
-images x 10 epochs) 1.2 min; ~0.8 min of start-up, compilation and read-back
-per run. The regime barely matters: making a batch of 128 patches took 6 ms
-(single), 7 ms (deca) and 2.5 ms (full) against ~230 ms for a RotNet step.
-ScatNet's probe runs its scattering on every crop: ~1,250 images/s measured
-at a load of 3 (~600 at a load of 8), so 500k crops take 6-7 min. Every run
-probes only its trained trunk (the random-init row is its own run), which
-saves one probe per run:
-
-  RotNet      3 x (2,500 steps x 0.23 s = 9.6 min + 2 min)  = 35 min
-  DeepCluster 3 x (4,000 steps x 0.17 s = 11.3 min + 2 min) = 40 min
-  BiGAN       3 x (2,500 steps x 0.22-0.27 s = 9-11 min + 2 min) = 34-40 min
-  supervised  4,000 steps x ~0.07 s = 4.7 min + 2 min      =  7 min
-  random      probe only                                   =  2 min
-  scatnet     probe only                                   =  6-9 min
-  total                                                    ~ 2 h 05 min - 2 h 15 min
-
+Wall time at scale=cpu, probe=cifar10, measured (2026-11-26, commit 5647f6a, this
+project's 2-core CPU shared with the test suite; each run's pretraining + probe):
+supervised 5.1 min, random 1.3, scatnet 7.2, RotNet 6.6-7.3 (13.3 for the first,
+which shared the cores with benchmarks), DeepCluster 4.4-5.2, BiGAN 9.2-10.0:
+1 h 24 min for the 12 runs (estimated before the 2x faster step: 2 h 05-2 h 15).
 DeepCluster runs 4,000 steps here (~10 epochs of its 50,000-patch set, 10
-clusterings) instead of its config's 6,000: at 6,000 the grid would take
-~2 h 25-35 min, over or at 2.5 h. On a machine shared with other jobs expect up
-to twice as long. Tiny-ImageNet (64 px, 4x the pixels) should cost about 4x per
-pretraining step and ~1.6x per probe epoch (20k images); not measured.
+clusterings) instead of its config's 6,000, a choice made for the old budget.
+Tiny-ImageNet (64 px, 4x the pixels) costs about 4x per pretraining step and
+~1.6x per probe epoch (20k images): expect ~4 h; not measured.
 """
 from mono_ssl import config_lib, grid
 
