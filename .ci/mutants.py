@@ -345,6 +345,21 @@ MUTATIONS: list[Mutation] = [
       "  except TrainingDiverged as e:",
       BAD + "test_cli_prints_one_error_line_and_exit_code_2",
       "a UserInputError from training ends in a traceback, exit code 1"),
+    M("pool-last-maximum-takes-gradient", "mono_ssl/models/pooling.py",
+      "    better = view > best          # strict: ties stay with the first element",
+      "    better = view >= best",
+      ["tests/test_pooling.py::test_values_and_gradients_match_flax_max_pool_with_ties"],
+      "max-pool ties send the gradient to the last maximum, not the first as select_and_scatter"),
+    M("xla-flag-overrides-user", "mono_ssl/xla_cpu.py",
+      '  if "xla_cpu_experimental_ynn_fusion_type" in flags:',
+      '  if False:',
+      ["tests/test_xla_cpu.py::test_user_choice_and_opt_out_are_respected"],
+      "the package's XLA flag is appended over the user's own YNN setting"),
+    M("probe-ten-crop-ignored", "mono_ssl/probe.py",
+      "make_eval_step(trunk_apply, heads, cfg.crop_size or None, cfg.ten_crop)",
+      "make_eval_step(trunk_apply, heads, cfg.crop_size or None, False)",
+      ["tests/test_probe.py::test_ten_crop_evaluation_averages_the_logits_of_the_ten_views"],
+      "probe.ten_crop is ignored: the test images are evaluated on their centre crop only"),
 ]
 
 
