@@ -22,6 +22,7 @@ import optax
 from mono_ssl import sharding as shd
 from mono_ssl.augment import AugmentConfig, ImageBank, sample_geometry
 from mono_ssl.datasets import LabelledImages
+from mono_ssl.errors import UserInputError
 from mono_ssl.models.alexnet import LAYER_NAMES
 from mono_ssl.train_state import TrainState, normalise, sgd, sgd_schedule
 
@@ -196,11 +197,9 @@ def run_linear_probes(trunk_apply: Callable, trunk_vars: Any, train: LabelledIma
   crop = cfg.crop_size or size
   test_side = min(test.images.shape[1], test.images.shape[2])
   if not 1 <= crop <= min(size, test_side):
-    from mono_ssl.errors import UserInputError
     raise UserInputError(f"probe.crop_size={cfg.crop_size} must be between 1 and the images' side "
                          f"({size} px train, {test_side} px test); 0 uses the images' side.")
   if n_train < cfg.batch_size:
-    from mono_ssl.errors import UserInputError
     raise UserInputError(f"probe.batch_size={cfg.batch_size} exceeds the {n_train} training "
                          f"images of {train.name}; lower probe.batch_size.")
   trunk_vars = jax.device_put(trunk_vars, repl)  # already global arrays: a no-op or a reshard
@@ -250,7 +249,6 @@ def run_linear_probes(trunk_apply: Callable, trunk_vars: Any, train: LabelledIma
         + " ".join(f"{n} {100 * float(m['acc_' + n]):.1f}" for n in cfg.layers)
         + f" ({time.time() - t0:.0f}s)")
     if not np.isfinite(float(m["loss"])):
-      from mono_ssl.errors import UserInputError
       raise UserInputError(f"probe loss became {float(m['loss'])} in epoch {epoch + 1}; lower probe.lr.")
 
   return evaluate_probes(trunk_apply, trunk_vars, heads,
