@@ -352,10 +352,19 @@ def _patch_keys(key: jax.Array, indices: jax.Array, period: int):
 
 
 def sample_geometry(bank: ImageBank, cfg: AugmentConfig, key: jax.Array,
-                    indices: jax.Array, period: int = 0) -> jax.Array:
-  """Stage 1 of `make_patches`: crops, affine, flip, antialiased resample."""
+                    indices: jax.Array, period: int = 0,
+                    image_ids: jax.Array | None = None) -> jax.Array:
+  """Stage 1 of `make_patches`: crops, affine, flip, antialiased resample.
+
+  `image_ids` (int32, like `indices`) picks each patch's bank image instead of
+  base index mod n_images: a bank holding only this batch's images (streamed
+  from disk) then gives the same patches as the whole set's bank.
+  """
   geo_keys, loader_keys, _ = _patch_keys(key, indices, period)
-  imgs = (_base(indices, period) % jnp.uint32(bank.num_images)).astype(jnp.int32)
+  if image_ids is None:
+    imgs = (_base(indices, period) % jnp.uint32(bank.num_images)).astype(jnp.int32)
+  else:
+    imgs = image_ids.astype(jnp.int32)
   return jax.vmap(lambda k, lk, im: _one_patch(bank, cfg, k, lk, im))(geo_keys, loader_keys, imgs)
 
 

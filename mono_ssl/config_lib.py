@@ -108,6 +108,10 @@ def base_config(method: str, regime: str, scale: str) -> ml_collections.ConfigDi
       # paper: train on random-resized 224 crops, test on ten 224 crops of the 256 px
       # test images (4 corners + centre, and flips; logits averaged). cpu: the whole image.
       crop_size=0 if scale == "cpu" else 224,
+      # 0: the set is decoded into memory at its own size (CIFAR, Tiny-ImageNet);
+      # N: streamed from disk, each image's short side resized to N and centre-cropped
+      # (ImageNet: too large for memory, and of mixed sizes).
+      image_size=0 if scale == "cpu" else 256,
       ten_crop=scale != "cpu",
       flip=True, random_baseline=True, seed=0)
   return c

@@ -34,6 +34,7 @@ import numpy as np
 from PIL import Image
 
 from mono_ssl import paths as paths_lib
+from mono_ssl import streaming
 from mono_ssl.errors import UserInputError
 
 DATA_DIR_ENV = "MONO_SSL_DATA_DIR"
@@ -104,6 +105,20 @@ def _readonly(a: np.ndarray) -> np.ndarray:
   return a
 
 
+def _decode_one(path: Path, raw: bytes, offsets: np.ndarray, i: int) -> np.ndarray:
+  """Image i of an npz's JPEG bytes as uint8 (H, W, 3)."""
+  try:
+    with Image.open(io.BytesIO(raw[offsets[i] : offsets[i + 1]])) as im:
+      im.load()
+      if im.mode != "RGB":  # Some Tiny-ImageNet JPEGs are greyscale.
+        im = im.convert("RGB")
+      return np.asarray(im)
+  except Exception as e:  # Pillow raises many types for bad bytes.
+    raise _fail(
+        path, f"image {i} does not decode ({type(e).__name__}: {e})"
+    ) from e
+
+
 def _decode_jpegs(
     path: Path, data: np.ndarray, offsets: np.ndarray, indices: np.ndarray
 ) -> np.ndarray:
@@ -116,16 +131,7 @@ def _decode_jpegs(
   raw = data.tobytes()  # Slicing bytes is cheaper than slicing numpy per image.
 
   def decode(i: int) -> np.ndarray:
-    try:
-      with Image.open(io.BytesIO(raw[offsets[i] : offsets[i + 1]])) as im:
-        im.load()
-        if im.mode != "RGB":  # Some Tiny-ImageNet JPEGs are greyscale.
-          im = im.convert("RGB")
-        return np.asarray(im)
-    except Exception as e:  # Pillow raises many types for bad bytes.
-      raise _fail(
-          path, f"image {i} does not decode ({type(e).__name__}: {e})"
-      ) from e
+    return _decode_one(path, raw, offsets, i)
 
   if len(indices) == 0:
     raise _fail(path, "it holds no images (or none survive limit_per_class)")
@@ -155,9 +161,28 @@ def _load_npz_cached(
     key_prefix: str,
     num_classes: int | None,
 ) -> LabelledImages:
-  """Reads and validates an npz; mtime_ns and size only key the cache."""
+  """Reads, validates and decodes an npz; mtime_ns and size only key the cache."""
   del mtime_ns, size
   p = Path(path)
+  data, offsets, labels, num_classes = read_npz_records(p, key_prefix, num_classes)
+  if limit_per_class is None:
+    indices = np.arange(len(labels))
+  else:
+    # Chosen before decoding so that a small probe set is cheap to load.
+    indices = _first_per_class(labels, num_classes, limit_per_class)
+  images = _decode_jpegs(p, data, offsets, indices)
+  return LabelledImages(
+      images=_readonly(images),
+      labels=_readonly(labels[indices].copy()),
+      num_classes=num_classes,
+      name=p.stem,
+  )
+
+
+def read_npz_records(
+    p: Path, key_prefix: str = "", num_classes: int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+  """An npz's validated (JPEG bytes, offsets, int32 labels, class count), nothing decoded."""
   keys = {k: key_prefix + k for k in ("data", "offsets", "labels", "wnids")}
   # np.load would guess at a non-zip file (as .npy, or as pickle) and report
   # something confusing; an npz is always a zip archive.
@@ -215,19 +240,7 @@ def _load_npz_cached(
         f" [0, {num_classes})",
     )
 
-  labels = labels.astype(np.int32)
-  if limit_per_class is None:
-    indices = np.arange(n)
-  else:
-    # Chosen before decoding so that a small probe set is cheap to load.
-    indices = _first_per_class(labels, num_classes, limit_per_class)
-  images = _decode_jpegs(p, data, offsets, indices)
-  return LabelledImages(
-      images=_readonly(images),
-      labels=_readonly(labels[indices].copy()),
-      num_classes=num_classes,
-      name=p.stem,
-  )
+  return data, offsets, labels.astype(np.int32), int(num_classes)
 
 
 def _check_limit(limit_per_class: object) -> None:
@@ -326,6 +339,26 @@ def load_split(
   Raises:
     UserInputError: unknown name or split, missing or malformed data.
   """
+  kind, where, key_prefix, num_classes, data_dir = _locate(name, split, data_dir, limit_per_class)
+  if kind == "npz":
+    ds = load_npz(where, limit_per_class, key_prefix=key_prefix, num_classes=num_classes)
+    return _with_name(ds, f"{name.strip()}/{split}")
+  ds = _load_tfds_cached(where, split, str(data_dir.resolve()))
+  if limit_per_class is None:
+    return ds
+  keep = _first_per_class(ds.labels, ds.num_classes, int(limit_per_class))
+  return dataclasses.replace(
+      ds,
+      images=_readonly(ds.images[keep]),
+      labels=_readonly(ds.labels[keep]),
+  )
+
+
+def _locate(
+    name: str, split: str, data_dir: str | os.PathLike[str] | None, limit_per_class: object
+) -> tuple[str, Any, str, int | None, Path]:
+  """Checks a (name, split) and finds it: ("npz", path, key prefix, classes, data_dir)
+  or ("tfds", tfds name, "", None, data_dir)."""
   if split not in SPLITS:
     raise UserInputError(f"unknown split {split!r}; use one of {list(SPLITS)}")
   _check_limit(limit_per_class)
@@ -345,13 +378,7 @@ def load_split(
           f"the bundled probe set {BUNDLED_CIFAR10} is missing; reinstall"
           " mono_ssl or run `python -m mono_ssl.assets.make_assets`"
       )
-    ds = load_npz(
-        BUNDLED_CIFAR10,
-        limit_per_class,
-        key_prefix=f"{split}_",
-        num_classes=10,
-    )
-    return _with_name(ds, f"{name}/{split}")
+    return "npz", BUNDLED_CIFAR10, f"{split}_", 10, data_dir
 
   if name in _NPZ_SETS:
     sub, files, num_classes = _NPZ_SETS[name]
@@ -363,8 +390,7 @@ def load_split(
           f" pointing at a folder containing {sub}/{files[split]}"
           " (e.g. shared/data), or use 'bundled_cifar10'"
       )
-    ds = load_npz(path, limit_per_class, num_classes=num_classes)
-    return _with_name(ds, f"{name}/{split}")
+    return "npz", path, "", num_classes, data_dir
 
   if name.startswith("tfds:"):
     tfds_name = name[len("tfds:") :].strip()
@@ -372,19 +398,69 @@ def load_split(
       raise UserInputError(
           f"data set name {name!r} lacks the tfds name; use e.g. 'tfds:cifar10'"
       )
-    ds = _load_tfds_cached(tfds_name, split, str(data_dir.resolve()))
-    if limit_per_class is None:
-      return ds
-    keep = _first_per_class(ds.labels, ds.num_classes, int(limit_per_class))
-    return dataclasses.replace(
-        ds,
-        images=_readonly(ds.images[keep]),
-        labels=_readonly(ds.labels[keep]),
-    )
+    return "tfds", tfds_name, "", None, data_dir
 
   raise UserInputError(
       f"unknown data set name {name!r}; valid names: {', '.join(VALID_NAMES)}"
   )
+
+
+def open_stream(
+    name: str,
+    split: str,
+    data_dir: str | os.PathLike[str] | None = None,
+    side: int = 256,
+    limit_per_class: int | None = None,
+) -> "streaming.StreamingImages":
+  """Split "train" or "test" of a named data set, read batch by batch from disk.
+
+  Each image is decoded when a batch asks for it, its short side resized to
+  `side` and centre-cropped to side x side: a set of any size and of mixed
+  image sizes (ImageNet) without holding it in memory. Same names as
+  `load_split`; at an image's own (square) size the pixels equal `load_split`'s.
+  """
+  if isinstance(side, bool) or not isinstance(side, (int, np.integer)) or side < 1:
+    raise UserInputError(f"stream image side must be a positive integer, got {side!r}")
+  kind, where, key_prefix, num_classes, data_dir = _locate(name, split, data_dir, limit_per_class)
+  name = f"{name.strip()}/{split}"
+  if kind == "npz":
+    path = Path(where)
+    data, offsets, labels, num_classes = read_npz_records(path, key_prefix, num_classes)
+    raw = data.tobytes()
+    keep = (np.arange(len(labels)) if limit_per_class is None
+            else _first_per_class(labels, num_classes, int(limit_per_class)))
+    if len(keep) == 0:
+      raise _fail(path, "it holds no images (or none survive limit_per_class)")
+
+    def read(indices: np.ndarray) -> list[tuple[np.ndarray, int]]:
+      return [(_decode_one(path, raw, offsets, int(keep[i])), int(labels[keep[i]]))
+              for i in indices]
+
+    return streaming.StreamingImages(read, len(keep), int(side), num_classes, name)
+
+  tfds_name = where
+  source, num_classes, _ = tfds_source(tfds_name, split, str(data_dir.resolve()))
+  keep = None
+  if limit_per_class is not None:
+    # Labels only: ImageNet's 1.28 M records are read once, images decoded but dropped.
+    labels = np.array([int(source[i]["label"]) for i in range(len(source))], np.int32)
+    keep = _first_per_class(labels, num_classes, int(limit_per_class))
+
+  def read_tfds(indices: np.ndarray) -> list[tuple[np.ndarray, int]]:
+    ids = [int(i) if keep is None else int(keep[i]) for i in indices]
+    records = (source.__getitems__(ids) if hasattr(source, "__getitems__")
+               else [source[i] for i in ids])
+    out = []
+    for i, rec in zip(ids, records, strict=True):
+      label = int(rec["label"])
+      if not 0 <= label < num_classes:
+        raise UserInputError(f"tfds data set {tfds_name!r}: record {i} has label {label} outside "
+                             f"[0, {num_classes}); the prepared data is inconsistent, rebuild it")
+      out.append((tfds_image(rec, i, tfds_name), label))
+    return out
+
+  size = len(source) if keep is None else len(keep)
+  return streaming.StreamingImages(read_tfds, size, int(side), num_classes, name)
 
 
 def _tfds_missing(tfds_name: str, data_dir: str, why: str) -> UserInputError:
@@ -396,14 +472,25 @@ def _tfds_missing(tfds_name: str, data_dir: str, why: str) -> UserInputError:
   )
 
 
-@functools.lru_cache(maxsize=4)
-def _load_tfds_cached(
-    tfds_name: str, split: str, data_dir: str
-) -> LabelledImages:
-  """Reads a prepared tfds split fully into memory, TensorFlow-free.
+def tfds_image(rec: dict, i: int, tfds_name: str) -> np.ndarray:
+  """A tfds record's image as uint8 RGB (H, W, 3); greyscale is repeated to RGB."""
+  img = np.asarray(rec["image"])
+  if img.ndim == 2:
+    img = img[..., None]
+  if img.dtype != np.uint8 or img.ndim != 3 or img.shape[-1] not in (1, 3):
+    raise UserInputError(
+        f"tfds data set {tfds_name!r}: image {i} is {img.dtype}"
+        f" {img.shape}; only uint8 greyscale or RGB images are supported"
+    )
+  if img.shape[-1] == 1:
+    img = np.repeat(img, 3, axis=-1)
+  return img
 
-  Everything is held in memory: right for CIFAR/Tiny-ImageNet sized sets; a
-  full ImageNet would need a streaming reader instead.
+
+def tfds_source(tfds_name: str, split: str, data_dir: str) -> tuple[Any, int, str]:
+  """A prepared tfds split's random-access source, its class count and tfds split name.
+
+  Never downloads; TensorFlow-free (array_record or parquet files).
   """
   # Imported lazily: tensorflow_datasets is heavy and only this path needs it.
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
@@ -463,10 +550,23 @@ def _load_tfds_cached(
         data_dir,
         f"{type(e).__name__}: {' '.join(str(e).split())[:300]}",
     ) from e
-  n = len(source)
-  if n == 0:
+  if len(source) == 0:
     raise _tfds_missing(tfds_name, data_dir, f"split {tfds_split!r} is empty")
+  return source, int(num_classes), tfds_split
 
+
+
+@functools.lru_cache(maxsize=4)
+def _load_tfds_cached(
+    tfds_name: str, split: str, data_dir: str
+) -> LabelledImages:
+  """Reads a prepared tfds split fully into memory, TensorFlow-free.
+
+  Everything is held in memory: right for CIFAR/Tiny-ImageNet sized sets; a
+  full ImageNet streams instead (`open_stream`).
+  """
+  source, num_classes, tfds_split = tfds_source(tfds_name, split, data_dir)
+  n = len(source)
   images: np.ndarray | None = None
   labels = np.empty(n, np.int32)
   for lo in range(0, n, _TFDS_CHUNK):
@@ -477,16 +577,7 @@ def _load_tfds_cached(
     else:
       records = [source[i] for i in idx]
     for i, rec in zip(idx, records, strict=True):
-      img = np.asarray(rec["image"])
-      if img.ndim == 2:
-        img = img[..., None]
-      if img.dtype != np.uint8 or img.ndim != 3 or img.shape[-1] not in (1, 3):
-        raise UserInputError(
-            f"tfds data set {tfds_name!r}: image {i} is {img.dtype}"
-            f" {img.shape}; only uint8 greyscale or RGB images are supported"
-        )
-      if img.shape[-1] == 1:
-        img = np.repeat(img, 3, axis=-1)
+      img = tfds_image(rec, i, tfds_name)
       if images is None:
         images = np.empty((n, *img.shape), np.uint8)
       elif img.shape != images.shape[1:]:
@@ -494,7 +585,8 @@ def _load_tfds_cached(
             f"tfds data set {tfds_name!r} ({tfds_split}): image {i} is"
             f" {img.shape[1]}x{img.shape[0]} but image 0 is"
             f" {images.shape[2]}x{images.shape[1]}; only data sets of one image"
-            " size are supported"
+            " size are held in memory: set probe.image_size (e.g. 256) to stream"
+            " and resize it"
         )
       images[i] = img
       labels[i] = int(rec["label"])

@@ -141,7 +141,7 @@ def run_config(grid, spec: dict):
   if side:
     # The bundled probe sets are small images (32/64 px): probes see the whole
     # image; the paper's 224 px ten-crop protocol is for ImageNet-sized sets.
-    cfg.probe.crop_size, cfg.probe.ten_crop = 0, False
+    cfg.probe.crop_size, cfg.probe.ten_crop, cfg.probe.image_size = 0, False, 0
   apply_overrides(cfg, spec.get("overrides", {}), where)
   return cfg
 

@@ -24,6 +24,7 @@ from mono_ssl.augment import AugmentConfig, ImageBank, sample_geometry
 from mono_ssl.datasets import LabelledImages
 from mono_ssl.errors import UserInputError
 from mono_ssl.models.alexnet import LAYER_NAMES
+from mono_ssl.streaming import StreamingImages, image_side
 from mono_ssl.train_state import TrainState, normalise, sgd, sgd_schedule
 
 
@@ -178,8 +179,9 @@ def make_eval_step(trunk_apply: Callable, heads: ProbeHeads, crop: int | None = 
   return evaluate
 
 
-def run_linear_probes(trunk_apply: Callable, trunk_vars: Any, train: LabelledImages,
-                      test: LabelledImages, cfg: ProbeConfig, mesh=None,
+def run_linear_probes(trunk_apply: Callable, trunk_vars: Any,
+                      train: LabelledImages | StreamingImages,
+                      test: LabelledImages | StreamingImages, cfg: ProbeConfig, mesh=None,
                       log: Callable[[str], None] = print) -> dict:
   """Trains the five probes on `train`, returns {layer: {"top1": %, "top5": %}} on all of `test`.
 
@@ -193,9 +195,10 @@ def run_linear_probes(trunk_apply: Callable, trunk_vars: Any, train: LabelledIma
   shd.check_batch_size(cfg.batch_size, mesh, "probe.batch_size")
   shd.check_batch_size(cfg.eval_batch_size, mesh, "probe.eval_batch_size")
   repl, bsh = shd.replicated(mesh), shd.batch_sharded(mesh)
-  n_train, size = train.images.shape[0], train.images.shape[1]
+  n_train, size = len(train), image_side(train)
   crop = cfg.crop_size or size
-  test_side = min(test.images.shape[1], test.images.shape[2])
+  test_side = (test.side if isinstance(test, StreamingImages)
+               else min(test.images.shape[1], test.images.shape[2]))
   if not 1 <= crop <= min(size, test_side):
     raise UserInputError(f"probe.crop_size={cfg.crop_size} must be between 1 and the images' side "
                          f"({size} px train, {test_side} px test); 0 uses the images' side.")
@@ -227,11 +230,20 @@ def run_linear_probes(trunk_apply: Callable, trunk_vars: Any, train: LabelledIma
   aug = AugmentConfig(out_size=crop, patch_size=size, initial_crop=False, rrc=False, affine=False,
                       method_crop=True, method_crop_scale=cfg.crop_scale, flip=cfg.flip,
                       jitter_prob=0.0, antialias=False)
-  bank = shd.to_global(ImageBank.from_images_array(train.images), repl)
-  labels_dev = shd.to_global(np.asarray(train.labels, np.int32), repl)
   aug_key = jax.random.key(cfg.seed + 1)
-  crop = jax.jit(lambda b, lab, idx: (sample_geometry(b, aug, aug_key, idx), lab[idx % n_train]),
-                 out_shardings=(bsh, bsh))
+  streamed = isinstance(train, StreamingImages)
+  if streamed:
+    # Only this batch's images are on device; `image_ids` points each crop at its
+    # image, and the crop's randomness still comes from its global index, so a
+    # stream gives the crops of the in-memory path.
+    crop = jax.jit(lambda b, idx, ids: sample_geometry(b, aug, aug_key, idx, image_ids=ids),
+                   out_shardings=bsh)
+  else:
+    bank = shd.to_global(ImageBank.from_images_array(train.images), repl)
+    labels_dev = shd.to_global(np.asarray(train.labels, np.int32), repl)
+    crop = jax.jit(lambda b, lab, idx: (sample_geometry(b, aug, aug_key, idx), lab[idx % n_train]),
+                   out_shardings=(bsh, bsh))
+  positions = np.arange(cfg.batch_size, dtype=np.int32)
 
   rng = np.random.default_rng(cfg.seed)
   t0 = time.time()
@@ -240,10 +252,19 @@ def run_linear_probes(trunk_apply: Callable, trunk_vars: Any, train: LabelledIma
     # carries the epoch so that every epoch sees fresh crops.
     perm = rng.permutation(n_train)[:steps_per_epoch * cfg.batch_size]
     perm = perm.reshape(steps_per_epoch, cfg.batch_size)
+    host_batches = train.batches(perm) if streamed else None
     for s in range(steps_per_epoch):
       idx = shd.to_global((perm[s] + epoch * n_train).astype(np.int32), bsh)
-      images, labels = crop(bank, labels_dev, idx)
+      if streamed:
+        imgs, labs = next(host_batches)
+        batch_bank = shd.to_global(ImageBank.from_images_array(imgs), repl)
+        images = crop(batch_bank, idx, shd.to_global(positions, bsh))
+        labels = shd.to_global(labs, bsh)
+      else:
+        images, labels = crop(bank, labels_dev, idx)
       state, metrics = step(state, trunk_vars, images, labels, jax.random.key(0))
+    if host_batches is not None:
+      host_batches.close()  # stops its reader thread
     m = jax.device_get(metrics)
     log(f"probe epoch {epoch + 1}/{cfg.epochs}: loss {float(m['loss']):.3f} "
         + " ".join(f"{n} {100 * float(m['acc_' + n]):.1f}" for n in cfg.layers)
@@ -262,12 +283,16 @@ def evaluate_probes(trunk_apply, trunk_vars, heads, heads_vars, test: LabelledIm
   repl, bsh = shd.replicated(mesh), shd.batch_sharded(mesh)
   evaluate = jax.jit(make_eval_step(trunk_apply, heads, cfg.crop_size or None, cfg.ten_crop),
                      in_shardings=(repl, repl, bsh, bsh, bsh))
-  n = test.images.shape[0]
+  n = len(test)
   bs = cfg.eval_batch_size
   counts = {name: np.zeros(2, np.int64) for name, _ in heads.pools}
-  for start in range(0, n, bs):
-    imgs = test.images[start:start + bs]
-    labs = test.labels[start:start + bs].astype(np.int32)
+  spans = [np.arange(start, min(start + bs, n)) for start in range(0, n, bs)]
+  if isinstance(test, StreamingImages):
+    batches = test.batches(spans)
+  else:
+    batches = ((test.images[sp[0]:sp[-1] + 1], test.labels[sp[0]:sp[-1] + 1]) for sp in spans)
+  for imgs, labs in batches:
+    labs = np.asarray(labs, np.int32)
     mask = np.ones(len(imgs), bool)
     if len(imgs) < bs:  # pad the last batch; the mask keeps padding out of the counts
       pad = bs - len(imgs)

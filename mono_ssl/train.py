@@ -257,10 +257,19 @@ def pretrain(config, workdir: Path, mesh=None, log: Callable[[str], None] = prin
   return state, initial_copy, info
 
 
-def load_probe_data(config) -> tuple[datasets.LabelledImages, datasets.LabelledImages]:
+def load_probe_data(config) -> tuple:
+  """The probe set's (train, test): in memory, or streamed when `probe.image_size` > 0."""
   pc = config.probe
   data_dir = pc.data_dir or None
-  train = datasets.load_split(pc.dataset, "train", data_dir, limit_per_class=pc.limit_per_class or None)
+  limit = pc.limit_per_class or None
+  if pc.image_size:  # streamed from disk, each image brought to image_size x image_size
+    train = datasets.open_stream(pc.dataset, "train", data_dir, pc.image_size, limit)
+    test = datasets.open_stream(pc.dataset, "test", data_dir, pc.image_size)
+    if train.num_classes != test.num_classes:
+      raise UserInputError(f"probe data set {pc.dataset}: train and test splits disagree "
+                           f"({train.num_classes} vs {test.num_classes} classes).")
+    return train, test
+  train = datasets.load_split(pc.dataset, "train", data_dir, limit_per_class=limit)
   test = datasets.load_split(pc.dataset, "test", data_dir)
   if train.num_classes != test.num_classes or train.images.shape[1:] != test.images.shape[1:]:
     raise UserInputError(f"probe data set {pc.dataset}: train and test splits disagree "

@@ -34,8 +34,10 @@ def test_paper_scale_is_the_authors_alexnet_at_224px():
   assert c.data.dataset_size == 1_281_167 and c.probe.target_dims == 9216
   # The protocol's evaluation: ten 224 crops; CPU scale probes the whole image.
   assert c.probe.crop_size == 224 and c.probe.ten_crop
+  # ImageNet streams from disk at 256 px (mixed sizes, too large for memory).
+  assert c.probe.image_size == 256
   cpu = load_config_file("rotnet", "regime=single,scale=cpu")
-  assert cpu.probe.crop_size == 0 and not cpu.probe.ten_crop
+  assert cpu.probe.crop_size == 0 and not cpu.probe.ten_crop and cpu.probe.image_size == 0
 
 
 def test_full_regime_has_no_single_image_augmentation():

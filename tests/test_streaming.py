@@ -1,0 +1,148 @@
+"""Streamed data sets: the same pixels as the in-memory sets, mixed sizes, errors, and probes."""
+import io
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from PIL import Image
+
+from mono_ssl import datasets, streaming
+from mono_ssl import sharding as shd
+from mono_ssl.errors import UserInputError
+from mono_ssl.models.alexnet import AlexNet, conv_specs
+from mono_ssl.probe import ProbeConfig, run_linear_probes
+
+SHARED_TINY = datasets.Path(datasets.DEFAULT_DATA_DIR) / "tiny_imagenet_200" / "val.npz"
+
+
+def test_square_resize_keeps_square_images_and_centre_crops_the_rest():
+  rng = np.random.default_rng(0)
+  img = rng.integers(0, 256, (24, 24, 3), dtype=np.uint8)
+  assert streaming.square_resize(img, 24) is img
+  # 40 x 80: short side 40 -> 20, long 80 -> 40, centre crop keeps columns 10..30 of the half.
+  wide = np.zeros((40, 80, 3), np.uint8)
+  wide[:, 20:60] = 255  # a white centre band as wide as the short side
+  out = streaming.square_resize(wide, 20)
+  assert out.shape == (20, 20, 3) and out.dtype == np.uint8
+  assert out[:, 2:-2].min() > 200  # the crop is the white centre, not the black sides
+  tall = np.zeros((90, 30, 3), np.uint8)
+  assert streaming.square_resize(tall, 64).shape == (64, 64, 3)  # upsampled when smaller
+
+
+def test_stream_equals_the_in_memory_bundled_set():
+  mem = datasets.load_split("bundled_cifar10", "test", limit_per_class=7)
+  st = datasets.open_stream("bundled_cifar10", "test", side=32, limit_per_class=7)
+  assert len(st) == len(mem) == 70 and st.num_classes == 10
+  order = np.random.default_rng(1).permutation(len(st))[:33]
+  imgs, labs = st.fetch(order)
+  np.testing.assert_array_equal(imgs, mem.images[order])
+  np.testing.assert_array_equal(labs, mem.labels[order])
+  got = list(st.batches([order[:20], order[20:]]))  # prefetched, in order
+  np.testing.assert_array_equal(np.concatenate([g[0] for g in got]), mem.images[order])
+
+
+@pytest.mark.skipif(not SHARED_TINY.is_file(), reason=f"real data not here: {SHARED_TINY} is absent")
+def test_stream_equals_load_split_on_real_tiny_imagenet():
+  mem = datasets.load_split("tiny_imagenet", "test", limit_per_class=3)
+  st = datasets.open_stream("tiny_imagenet", "test", side=64, limit_per_class=3)
+  assert len(st) == len(mem) == 600 and st.num_classes == 200
+  idx = np.arange(0, 600, 7)
+  imgs, labs = st.fetch(idx)
+  np.testing.assert_array_equal(imgs, mem.images[idx])  # greyscale ones come back RGB alike
+  np.testing.assert_array_equal(labs, mem.labels[idx])
+  small, _ = datasets.open_stream("tiny_imagenet", "test", side=40, limit_per_class=3).fetch(idx[:4])
+  assert small.shape == (4, 40, 40, 3)
+
+
+def test_a_reading_error_reaches_the_caller():
+  def reader(indices):
+    if 5 in indices:
+      raise UserInputError("bad data file x.npz: image 5 does not decode")
+    return [(np.zeros((8, 8, 3), np.uint8), 0) for _ in indices]
+  st = streaming.StreamingImages(reader, 10, 8, 2, "broken")
+  it = st.batches([np.arange(0, 4), np.arange(4, 8)])
+  assert next(it)[0].shape == (4, 8, 8, 3)
+  with pytest.raises(UserInputError, match="image 5 does not decode"):
+    next(it)
+  with pytest.raises(IndexError, match=r"\[0, 10\)"):
+    st.fetch(np.array([3, 10]))
+
+
+def test_bad_stream_side_is_refused():
+  for side in (0, -3, 2.5, True):
+    with pytest.raises(UserInputError, match="side must be a positive integer"):
+      datasets.open_stream("bundled_cifar10", "train", side=side)
+
+
+def test_streamed_probe_equals_the_in_memory_probe():
+  """Same crops (keyed by global index, image by position in the batch), same results."""
+  model = AlexNet(convs=conv_specs("cpu", 0.25), hidden=(16, 16), num_classes=4)
+  variables = model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
+  cfg = ProbeConfig(epochs=2, batch_size=20, eval_batch_size=64, lr=0.05, target_dims=256)
+  mesh = shd.make_mesh()
+  mem = [datasets.load_split("bundled_cifar10", s, limit_per_class=n) for s, n in (("train", 10), ("test", 10))]
+  st = [datasets.open_stream("bundled_cifar10", s, side=32, limit_per_class=10) for s in ("train", "test")]
+  res_mem = run_linear_probes(model.apply, variables, *mem, cfg, mesh=mesh, log=lambda s: None)
+  res_st = run_linear_probes(model.apply, variables, *st, cfg, mesh=mesh, log=lambda s: None)
+  assert res_st == res_mem
+  assert any(r["top1"] > 10.0 for r in res_mem.values())  # it trained on something
+
+
+def _png(arr: np.ndarray) -> bytes:
+  buf = io.BytesIO()
+  Image.fromarray(arr).save(buf, format="PNG")
+  return buf.getvalue()
+
+
+def test_tfds_set_of_mixed_image_sizes_streams(tmp_path):
+  """ImageNet-like: images of several sizes; in memory it is refused with the fix, streamed it reads."""
+  tfds = pytest.importorskip("tensorflow_datasets")
+  rng = np.random.default_rng(2)
+  shapes = [(30, 40), (50, 20), (24, 24), (33, 61), (40, 40)]
+  items = [(rng.integers(0, 256, (*s, 3), dtype=np.uint8), i % 2) for i, s in enumerate(shapes)]
+
+  class MonoSslFakeMixed(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+    VERSION = tfds.core.Version("1.0.0")
+
+    def _info(self):
+      return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict(
+          {"image": tfds.features.Image(shape=(None, None, 3)),
+           "label": tfds.features.ClassLabel(num_classes=2)}))
+
+    def _split_generators(self, dl_manager):
+      del dl_manager
+      return {"train": self._generate_examples(items), "validation": self._generate_examples(items)}
+
+    def _generate_examples(self, its):
+      for i, (img, label) in enumerate(its):
+        yield i, {"image": _png(img), "label": label}
+
+  MonoSslFakeMixed(data_dir=str(tmp_path), file_format="array_record").download_and_prepare()
+  with pytest.raises(UserInputError, match="probe.image_size"):
+    datasets.load_split("tfds:mono_ssl_fake_mixed", "train", tmp_path)
+  st = datasets.open_stream("tfds:mono_ssl_fake_mixed", "test", tmp_path, side=16)
+  assert len(st) == 5 and st.num_classes == 2 and st.name == "tfds:mono_ssl_fake_mixed/test"
+  imgs, labs = st.fetch(np.arange(5))
+  assert imgs.shape == (5, 16, 16, 3) and sorted(labs.tolist()) == [0, 0, 0, 1, 1]
+  # Each streamed image is the square resize of one of the originals.
+  want = sorted(streaming.square_resize(img, 16).tobytes() for img, _ in items)
+  assert sorted(im.tobytes() for im in imgs) == want
+  one = datasets.open_stream("tfds:mono_ssl_fake_mixed", "train", tmp_path, side=16, limit_per_class=1)
+  assert sorted(one.fetch(np.arange(len(one)))[1].tolist()) == [0, 1]
+
+
+def test_run_with_a_streamed_probe_set(tmp_path):
+  """probe.image_size > 0: the probe sets stream (resized to that side) through a whole run."""
+  from conftest import tiny_config
+
+  from mono_ssl import train
+  config = tiny_config(**{"probe.image_size": 40, "train.num_steps": 2, "probe.limit_per_class": 4,
+                          "probe.random_baseline": False})
+  probe_train, probe_test = train.load_probe_data(config)
+  assert isinstance(probe_train, streaming.StreamingImages) and probe_train.side == 40
+  assert len(probe_train) == 40 and len(probe_test) == 1000  # the test split is never limited
+  results = train.train_and_evaluate(config, tmp_path, log=lambda s: None)
+  assert set(results["trained"]) == {"conv1", "conv2", "conv3", "conv4", "conv5"}
+  assert all(0 <= r["top1"] <= r["top5"] <= 100 for r in results["trained"].values())
+  assert (tmp_path / "probe_results.json").is_file()
