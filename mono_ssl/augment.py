@@ -28,6 +28,7 @@ small and it lets the whole geometry be one resample.
 """
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import math
 from typing import Sequence
@@ -36,6 +37,7 @@ import dm_pix as pix
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec
 from PIL import Image
 
 from mono_ssl.errors import UserInputError
@@ -404,7 +406,7 @@ class PatchGenerator:
   """
 
   def __init__(self, bank: ImageBank, cfg: AugmentConfig, seed: int, period: int = 0):
-    self.bank, self.cfg, self.period = bank, cfg, period
+    self.bank, self.cfg, self.seed, self.period = bank, cfg, seed, period
     self.key = jax.random.key(seed)
     self._geometry = jax.jit(lambda b, k, i: sample_geometry(b, cfg, k, i, period))
     self._jitter = jax.jit(lambda k, i, p: jitter_patches(cfg, k, i, p, period), donate_argnums=2)
@@ -412,6 +414,47 @@ class PatchGenerator:
   def __call__(self, indices: jax.Array) -> jax.Array:
     patches = self._geometry(self.bank, self.key, indices)
     return self._jitter(self.key, indices, patches)
+
+  def with_config(self, cfg: AugmentConfig) -> "PatchGenerator":
+    """The same images, seed and period under another augmentation."""
+    return PatchGenerator(self.bank, cfg, self.seed, self.period)
+
+
+class StreamPatchGenerator:
+  """`PatchGenerator` for a labelled set streamed from disk (`streaming.StreamingImages`).
+
+  Each call brings the batch's images (index mod the set's size) to the host,
+  decodes them and puts only them on the device; `image_ids` then points each
+  patch at its image, so the patches equal `PatchGenerator`'s over the whole
+  set held in memory. The read blocks the host, not the device: the previous
+  step is already dispatched and runs meanwhile.
+  """
+
+  def __init__(self, stream, cfg: AugmentConfig, seed: int, period: int = 0):
+    self.stream, self.cfg, self.seed, self.period = stream, cfg, seed, period
+    self.key = jax.random.key(seed)
+    self._geometry = jax.jit(
+        lambda b, k, i, ids: sample_geometry(b, cfg, k, i, period, image_ids=ids))
+    self._jitter = jax.jit(lambda k, i, p: jitter_patches(cfg, k, i, p, period), donate_argnums=2)
+    self._pool = concurrent.futures.ThreadPoolExecutor(stream.workers)
+
+  def __call__(self, indices: jax.Array) -> jax.Array:
+    host = np.asarray(jax.device_get(indices)).astype(np.uint32).astype(np.int64)
+    base = host % self.period if self.period else host
+    images, _ = self.stream.fetch(base % len(self.stream), self._pool)
+    sharding = getattr(indices, "sharding", None)
+    mesh = getattr(sharding, "mesh", None)
+    bank = ImageBank.from_images_array(images)
+    positions = np.arange(len(host), dtype=np.int32)
+    if mesh is not None:  # the batch's images on every device, ids split like the indices
+      bank = jax.device_put(bank, NamedSharding(mesh, PartitionSpec()))
+      positions = jax.device_put(positions, sharding)
+    patches = self._geometry(bank, self.key, indices, positions)
+    return self._jitter(self.key, indices, patches)
+
+  def with_config(self, cfg: AugmentConfig) -> "StreamPatchGenerator":
+    """The same stream, seed and period under another augmentation."""
+    return StreamPatchGenerator(self.stream, cfg, self.seed, self.period)
 
 
 def check_sizes(images: Sequence[np.ndarray], cfg: AugmentConfig, names: Sequence[str]) -> None:

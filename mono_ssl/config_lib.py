@@ -81,7 +81,10 @@ def base_config(method: str, regime: str, scale: str) -> ml_collections.ConfigDi
       max_side=2048 if scale == "cpu" else 0,  # 0 = full resolution
       dataset_size=PAPER_DATASET_SIZE,
       full_dataset="cifar10" if scale == "cpu" else "tfds:imagenet2012",
-      data_dir="")
+      data_dir="",
+      # full regime and supervised: 0 = the set decoded into memory at its own size;
+      # N = streamed from disk, short side resized to N, centre crop (ImageNet).
+      image_size=0 if scale == "cpu" else 256)
   c.aug = full_data_aug(scale) if regime == "full" else single_image_aug(scale)
   c.model = dict(width_mult=1.0, hidden=(512, 512) if scale == "cpu" else (4096, 4096),
                  dropout=0.0 if scale == "cpu" else 0.5)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 
@@ -15,10 +16,11 @@ REGIMES = ("single", "deca", "full")
 @dataclasses.dataclass(frozen=True)
 class PretrainSource:
   """What a pretraining run samples patches from."""
-  bank: ImageBank
+  bank: ImageBank | None  # None when the images stream from disk
   aug: AugmentConfig
   size: int          # number of distinct patch indices (the virtual data set size)
   description: str
+  stream: Any = None  # streaming.StreamingImages of the full regime with data.image_size > 0
 
 
 def pretrain_source(config) -> PretrainSource:
@@ -43,6 +45,14 @@ def pretrain_source(config) -> PretrainSource:
                           f"{regime}: {len(imgs)} image(s) [{shapes}] from {spec}, "
                           f"{config.data.dataset_size} virtual patches")
   if regime == "full":
+    if config.data.image_size:  # too large for memory (ImageNet): decoded batch by batch
+      stream = datasets.open_stream(config.data.full_dataset, "train", config.data.data_dir or None,
+                                    config.data.image_size)
+      if stream.side < aug.patch_size:
+        raise UserInputError(f"data.image_size={stream.side} is smaller than the patches' source "
+                             f"side aug.patch_size={aug.patch_size}; raise data.image_size.")
+      return PretrainSource(None, aug, len(stream), f"full: {len(stream)} images of {stream.name} "
+                            f"streamed at {stream.side} px (labels unused)", stream=stream)
     ds = datasets.load_split(config.data.full_dataset, "train", config.data.data_dir or None)
     if ds.images.shape[1] != ds.images.shape[2]:
       raise UserInputError(f"{ds.name} images are {ds.images.shape[2]}x{ds.images.shape[1]}: "

@@ -436,31 +436,65 @@ def open_stream(
       return [(_decode_one(path, raw, offsets, int(keep[i])), int(labels[keep[i]]))
               for i in indices]
 
-    return streaming.StreamingImages(read, len(keep), int(side), num_classes, name)
+    return streaming.StreamingImages(read, len(keep), int(side), num_classes, name,
+                                     label_reader=lambda: labels[keep])
 
   tfds_name = where
-  source, num_classes, _ = tfds_source(tfds_name, split, str(data_dir.resolve()))
+  source, num_classes, _ = tfds_source(tfds_name, split, str(data_dir.resolve()), encoded=True)
+
+  def records(ids: list[int]) -> list[dict]:
+    return source.__getitems__(ids) if hasattr(source, "__getitems__") else [source[i] for i in ids]
+
+  def read_labels() -> np.ndarray:
+    # One pass over the records, images left encoded (ImageNet: minutes of reading, once).
+    out = np.empty(len(source), np.int32)
+    for lo in range(0, len(source), _TFDS_CHUNK):
+      ids = list(range(lo, min(lo + _TFDS_CHUNK, len(source))))
+      out[lo:lo + len(ids)] = [int(r["label"]) for r in records(ids)]
+    if len(out) and (out.min() < 0 or out.max() >= num_classes):
+      raise UserInputError(f"tfds data set {tfds_name!r}: labels range over [{out.min()}, "
+                           f"{out.max()}] outside [0, {num_classes}); the prepared data is "
+                           "inconsistent, rebuild it")
+    return out
+
   keep = None
   if limit_per_class is not None:
-    # Labels only: ImageNet's 1.28 M records are read once, images decoded but dropped.
-    labels = np.array([int(source[i]["label"]) for i in range(len(source))], np.int32)
-    keep = _first_per_class(labels, num_classes, int(limit_per_class))
+    keep = _first_per_class(read_labels(), num_classes, int(limit_per_class))
 
   def read_tfds(indices: np.ndarray) -> list[tuple[np.ndarray, int]]:
     ids = [int(i) if keep is None else int(keep[i]) for i in indices]
-    records = (source.__getitems__(ids) if hasattr(source, "__getitems__")
-               else [source[i] for i in ids])
     out = []
-    for i, rec in zip(ids, records, strict=True):
+    for i, rec in zip(ids, records(ids), strict=True):
       label = int(rec["label"])
       if not 0 <= label < num_classes:
         raise UserInputError(f"tfds data set {tfds_name!r}: record {i} has label {label} outside "
                              f"[0, {num_classes}); the prepared data is inconsistent, rebuild it")
-      out.append((tfds_image(rec, i, tfds_name), label))
+      out.append((_decode_encoded(rec["image"], side, f"tfds data set {tfds_name!r} record {i}"),
+                  label))
     return out
 
+  def tfds_labels() -> np.ndarray:
+    labels = read_labels()
+    return labels if keep is None else labels[keep]
+
   size = len(source) if keep is None else len(keep)
-  return streaming.StreamingImages(read_tfds, size, int(side), num_classes, name)
+  return streaming.StreamingImages(read_tfds, size, int(side), num_classes, name,
+                                   label_reader=tfds_labels)
+
+
+def _decode_encoded(data: bytes, side: int, what: str) -> np.ndarray:
+  """An encoded image (JPEG, PNG) as uint8 RGB; a large JPEG is decoded at a reduced scale
+  (libjpeg's DCT scaling, still >= `side` on its short side) to save most of the decode."""
+  try:
+    with Image.open(io.BytesIO(data)) as im:
+      w, h = im.size
+      if min(w, h) >= 2 * side:
+        im.draft("RGB", (max(1, w * side // min(w, h)), max(1, h * side // min(w, h))))
+      im.load()
+      return np.asarray(im.convert("RGB") if im.mode != "RGB" else im)
+  except Exception as e:  # Pillow raises many types for bad bytes.
+    raise UserInputError(f"{what} does not decode ({type(e).__name__}: {e}); "
+                         "rebuild the prepared data set") from e
 
 
 def _tfds_missing(tfds_name: str, data_dir: str, why: str) -> UserInputError:
@@ -487,10 +521,12 @@ def tfds_image(rec: dict, i: int, tfds_name: str) -> np.ndarray:
   return img
 
 
-def tfds_source(tfds_name: str, split: str, data_dir: str) -> tuple[Any, int, str]:
+def tfds_source(tfds_name: str, split: str, data_dir: str, encoded: bool = False
+                ) -> tuple[Any, int, str]:
   """A prepared tfds split's random-access source, its class count and tfds split name.
 
-  Never downloads; TensorFlow-free (array_record or parquet files).
+  Never downloads; TensorFlow-free (array_record or parquet files). `encoded`:
+  records hold the image file's bytes, decoded by the caller.
   """
   # Imported lazily: tensorflow_datasets is heavy and only this path needs it.
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
@@ -543,7 +579,8 @@ def tfds_source(tfds_name: str, split: str, data_dir: str) -> tuple[Any, int, st
     )
 
   try:
-    source = builder.as_data_source(split=tfds_split)
+    decoders = {"image": tfds.decode.SkipDecoding()} if encoded else None
+    source = builder.as_data_source(split=tfds_split, decoders=decoders)
   except Exception as e:
     raise _tfds_missing(
         tfds_name,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import functools
 import queue
 import threading
 from typing import Callable, Iterable, Iterator
@@ -50,9 +51,21 @@ class StreamingImages:
   num_classes: int
   name: str
   workers: int = 8  # decode threads per batch
+  label_reader: Callable[[], np.ndarray] | None = None  # every label, in index order
 
   def __len__(self) -> int:
     return self.size
+
+  @functools.cached_property
+  def labels(self) -> np.ndarray:
+    """Every label (int32, read once): the supervised baseline's label table."""
+    if self.label_reader is None:
+      labels = np.concatenate([self.fetch(np.arange(lo, min(lo + 256, self.size)))[1]
+                               for lo in range(0, self.size, 256)])
+    else:
+      labels = np.asarray(self.label_reader(), np.int32)
+    labels.setflags(write=False)
+    return labels
 
   def fetch(self, indices: np.ndarray, pool: concurrent.futures.Executor | None = None
             ) -> tuple[np.ndarray, np.ndarray]:

@@ -21,7 +21,7 @@ import numpy as np
 
 from mono_ssl import datasets, report
 from mono_ssl import sharding as shd
-from mono_ssl.augment import PatchGenerator
+from mono_ssl.augment import PatchGenerator, StreamPatchGenerator
 from mono_ssl.checkpoint import Checkpointer, CheckpointMismatch
 from mono_ssl.data import pretrain_source
 from mono_ssl.errors import TrainingDiverged, UserInputError
@@ -183,9 +183,12 @@ def pretrain(config, workdir: Path, mesh=None, log: Callable[[str], None] = prin
   start = int(jax.device_get(state.step))
   metrics_file = MetricsWriter(workdir / "metrics.jsonl", start)
 
-  bank = shd.to_global(source.bank, repl)
   # period = data set size: index i is a fresh loader view of base patch i mod N.
-  generator = PatchGenerator(bank, source.aug, seed=config.seed, period=source.size)
+  if source.stream is not None:
+    generator = StreamPatchGenerator(source.stream, source.aug, seed=config.seed, period=source.size)
+  else:
+    generator = PatchGenerator(shd.to_global(source.bank, repl), source.aug, seed=config.seed,
+                               period=source.size)
   batch = tc.batch_size
   # Optional method hooks: a sampler that reads the state (DeepCluster's
   # cluster-uniform sampler), a batch builder, and a host-side hook run

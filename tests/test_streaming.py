@@ -128,8 +128,26 @@ def test_tfds_set_of_mixed_image_sizes_streams(tmp_path):
   # Each streamed image is the square resize of one of the originals.
   want = sorted(streaming.square_resize(img, 16).tobytes() for img, _ in items)
   assert sorted(im.tobytes() for im in imgs) == want
+  assert sorted(st.labels.tolist()) == [0, 0, 0, 1, 1]
+  np.testing.assert_array_equal(st.labels, labs)  # the label table is in index order
   one = datasets.open_stream("tfds:mono_ssl_fake_mixed", "train", tmp_path, side=16, limit_per_class=1)
   assert sorted(one.fetch(np.arange(len(one)))[1].tolist()) == [0, 1]
+  assert sorted(one.labels.tolist()) == [0, 1]
+
+
+def test_a_large_jpeg_is_decoded_at_a_reduced_scale_with_the_same_content():
+  yy, xx = np.mgrid[0:300, 0:420]
+  img = np.stack([yy * 255 // 300, xx * 255 // 420, (yy + xx) * 255 // 720], -1).astype(np.uint8)
+  buf = io.BytesIO()
+  Image.fromarray(img).save(buf, format="JPEG", quality=95)
+  fast = datasets._decode_encoded(buf.getvalue(), 64, "test image")
+  assert 64 <= min(fast.shape[:2]) < 300  # DCT-scaled, yet never below the stream's side
+  full = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+  diff = np.abs(streaming.square_resize(fast, 64).astype(int)
+                - streaming.square_resize(full, 64).astype(int))
+  assert diff.mean() < 3.0, diff.mean()
+  with pytest.raises(UserInputError, match="record 9 does not decode"):
+    datasets._decode_encoded(b"not an image", 64, "record 9")
 
 
 def test_run_with_a_streamed_probe_set(tmp_path):
@@ -146,3 +164,56 @@ def test_run_with_a_streamed_probe_set(tmp_path):
   assert set(results["trained"]) == {"conv1", "conv2", "conv3", "conv4", "conv5"}
   assert all(0 <= r["top1"] <= r["top5"] <= 100 for r in results["trained"].values())
   assert (tmp_path / "probe_results.json").is_file()
+
+
+def test_stream_patch_generator_equals_the_in_memory_one():
+  """Full-regime patches from a streamed set equal those of the whole set's bank, on a mesh."""
+  from mono_ssl import config_lib
+  from mono_ssl.augment import AugmentConfig, ImageBank, PatchGenerator, StreamPatchGenerator
+  mem = datasets.load_split("bundled_cifar10", "test", limit_per_class=5)
+  st = datasets.open_stream("bundled_cifar10", "test", side=32, limit_per_class=5)
+  cfg = AugmentConfig.from_config(config_lib.full_data_aug("cpu"))
+  mesh = shd.make_mesh()
+  bsh, repl = shd.batch_sharded(mesh), shd.replicated(mesh)
+  in_memory = PatchGenerator(shd.to_global(ImageBank.from_images_array(mem.images), repl), cfg,
+                             seed=3, period=len(mem))
+  streamed = StreamPatchGenerator(st, cfg, seed=3, period=len(st))
+  idx = shd.to_global(np.array([0, 7, 49, 50, 123, 3, 3, 2**30 + 11], np.int32), bsh)
+  want = np.asarray(in_memory(idx))
+  np.testing.assert_array_equal(np.asarray(streamed(idx)), want)
+  # DeepCluster's plain generator: the same data under another augmentation.
+  plain = {"method_crop": False, "flip": False}
+  import dataclasses
+  np.testing.assert_array_equal(
+      np.asarray(streamed.with_config(dataclasses.replace(cfg, **plain))(idx)),
+      np.asarray(in_memory.with_config(dataclasses.replace(cfg, **plain))(idx)))
+
+
+def test_full_regime_and_supervised_train_from_a_stream(tmp_path):
+  from conftest import tiny_config
+
+  from mono_ssl import train
+  from mono_ssl.data import pretrain_source
+  from mono_ssl.methods import supervised
+  stream_cfg = {"regime": "full", "data.full_dataset": "bundled_cifar10", "data.image_size": 32,
+                "aug.patch_size": 32, "aug.initial_crop": False, "aug.rrc": False,
+                "aug.affine": False, "aug.jitter_prob": 0.0, "train.num_steps": 2,
+                "probe.epochs": 1, "probe.limit_per_class": 4, "probe.random_baseline": False}
+  config = tiny_config(**stream_cfg)
+  source = pretrain_source(config)
+  assert source.bank is None and len(source.stream) == source.size == 5000
+  _, _, info = train.pretrain(config, tmp_path / "rotnet", log=lambda s: None)
+  assert info["steps"] == 2
+  sup = tiny_config(**stream_cfg)
+  sup.unlock()
+  sup.method = "supervised"
+  sup.supervised = {"num_classes": 0}
+  sup.lock()
+  split = supervised._train_split(sup)
+  assert isinstance(split, streaming.StreamingImages)
+  np.testing.assert_array_equal(split.labels, datasets.load_split("bundled_cifar10", "train").labels)
+  state, _, _ = train.pretrain(sup, tmp_path / "supervised", log=lambda s: None)
+  assert int(state.step) == 2
+  big = tiny_config(**{**stream_cfg, "aug.patch_size": 40, "aug.out_size": 32})
+  with pytest.raises(UserInputError, match="data.image_size=32 is smaller"):
+    pretrain_source(big)

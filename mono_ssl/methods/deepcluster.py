@@ -26,7 +26,6 @@ import numpy as np
 
 from mono_ssl import kmeans as km
 from mono_ssl import sharding as shd
-from mono_ssl.augment import PatchGenerator
 from mono_ssl.errors import UserInputError
 from mono_ssl.models.alexnet import alexnet_from_config
 from mono_ssl.train_state import TrainState, classification_update, create_classifier_state, normalise
@@ -141,7 +140,7 @@ def before_step(state: DeepClusterState, t: int, ctx: dict) -> DeepClusterState:
   if "plain_generator" not in ctx:  # base patches without the loader's crop and flip
     g = ctx["generator"]
     plain = dataclasses.replace(g.cfg, method_crop=False, flip=False)
-    ctx["plain_generator"] = PatchGenerator(g.bank, plain, seed=config.seed, period=g.period)
+    ctx["plain_generator"] = g.with_config(plain)
   feats = _features(state, ctx["plain_generator"], n, dc.feature_batch, mesh)
   z = km.pca_whiten(feats, min(dc.pca_dim, feats.shape[1]))
   key = jax.random.fold_in(jax.random.key(config.seed + 7), epoch)  # new seed every epoch

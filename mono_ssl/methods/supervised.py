@@ -28,10 +28,13 @@ class SupervisedState(TrainState):
   labels: jax.Array = None
 
 
-def _train_split(config) -> datasets.LabelledImages:
+def _train_split(config):
   if config.regime != "full":
     raise UserInputError(f"supervised needs labelled images: regime={config.regime!r} has none; "
                          "use regime=full (the probe set's train split).")
+  if config.data.image_size:  # streamed (ImageNet): the same images as the full regime's stream
+    return datasets.open_stream(config.data.full_dataset, "train", config.data.data_dir or None,
+                                config.data.image_size)
   return datasets.load_split(config.data.full_dataset, "train", config.data.data_dir or None)
 
 
