@@ -142,6 +142,7 @@ def run_config(grid, spec: dict):
     # The bundled probe sets are small images (32/64 px): probes see the whole
     # image; the paper's 224 px ten-crop protocol is for ImageNet-sized sets.
     cfg.probe.crop_size, cfg.probe.ten_crop, cfg.probe.image_size = 0, False, 0
+    cfg.data.image_size = 0  # small enough to hold in memory at their own size
   apply_overrides(cfg, spec.get("overrides", {}), where)
   return cfg
 

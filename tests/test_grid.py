@@ -131,7 +131,7 @@ def test_grid_config_has_every_method_and_regime_and_the_baselines(probe, side):
   for spec in config.runs:
     c = grid.run_config(config, spec)
     assert c.probe.dataset == c.data.full_dataset == probe
-    assert c.aug.out_size == side and c.scale == "cpu" and c.probe.image_size == 0
+    assert c.aug.out_size == side and c.scale == "cpu" and c.probe.image_size == c.data.image_size == 0
     if spec["name"] == "random":
       assert c.train.num_steps == 0 and c.method == "rotnet"
     elif c.method != "scatnet":
