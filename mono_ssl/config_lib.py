@@ -107,7 +107,10 @@ def base_config(method: str, regime: str, scale: str) -> ml_collections.ConfigDi
       lr=0.01, momentum=0.9, weight_decay=1e-5,
       lr_boundaries=(10 / 36, 20 / 36, 30 / 36), lr_decay=0.1,
       target_dims=2048 if scale == "cpu" else 9216,
-      crop_scale=(0.35, 1.0) if scale == "cpu" else (0.08, 1.0),
+      # cpu: whole-image crops (area 1; aspect jitter clips them slightly) and flips, as
+      # the test images are seen whole: random-resized crops of 35-100% of a 32 px image
+      # cost the random-init conv1 probe 6.6 points on CIFAR-10 (51.7 vs 58.3, 2026-11-26).
+      crop_scale=(1.0, 1.0) if scale == "cpu" else (0.08, 1.0),
       # paper: train on random-resized 224 crops, test on ten 224 crops of the 256 px
       # test images (4 corners + centre, and flips; logits averaged). cpu: the whole image.
       crop_size=0 if scale == "cpu" else 224,

@@ -23,6 +23,10 @@ class PretrainSource:
   stream: Any = None  # streaming.StreamingImages of the full regime with data.image_size > 0
 
 
+def _labels_note(config) -> str:
+  return "(with labels)" if config.method == "supervised" else "(labels unused)"
+
+
 def pretrain_source(config) -> PretrainSource:
   """Loads the regime's images (host, once) and packs them for on-device patches.
 
@@ -52,11 +56,11 @@ def pretrain_source(config) -> PretrainSource:
         raise UserInputError(f"data.image_size={stream.side} is smaller than the patches' source "
                              f"side aug.patch_size={aug.patch_size}; raise data.image_size.")
       return PretrainSource(None, aug, len(stream), f"full: {len(stream)} images of {stream.name} "
-                            f"streamed at {stream.side} px (labels unused)", stream=stream)
+                            f"streamed at {stream.side} px {_labels_note(config)}", stream=stream)
     ds = datasets.load_split(config.data.full_dataset, "train", config.data.data_dir or None)
     if ds.images.shape[1] != ds.images.shape[2]:
       raise UserInputError(f"{ds.name} images are {ds.images.shape[2]}x{ds.images.shape[1]}: "
                            "the full regime needs square images.")
     return PretrainSource(ImageBank.from_images_array(np.asarray(ds.images)), aug, len(ds),
-                          f"full: {len(ds)} images of {ds.name} (labels unused)")
+                          f"full: {len(ds)} images of {ds.name} {_labels_note(config)}")
   raise UserInputError(f"regime={regime!r} is not one of {REGIMES}.")

@@ -218,7 +218,10 @@ def run_grid(config, workdir: str | os.PathLike, log: Callable[[str], None] = pr
   for i, (spec, cfg) in enumerate(cfgs, 1):
     name, sub = spec["name"], workdir / spec["name"]
     if (sub / FINISHED).exists():
-      train.check_workdir(cfg, sub)  # refuses results made by another config
+      # Refuses results made by another config; a new probe protocol alone archives the
+      # old probes, and the run is probed again below with its pretraining reused.
+      train.check_workdir(cfg, sub, log)
+    if (sub / FINISHED).exists():
       results = json.loads((sub / FINISHED).read_text())
       log(f"[{i}/{len(cfgs)}] {name}: finished earlier, read from {sub / FINISHED}")
     else:
@@ -230,7 +233,10 @@ def run_grid(config, workdir: str | os.PathLike, log: Callable[[str], None] = pr
         log(f"[{i}/{len(cfgs)}] {name}: failed: {e}")
         failed.append({"name": name, "error": str(e)})
         continue
-      report.write_json(sub / "grid_run.json", {"wall_s": time.time() - t0})
+      wall = time.time() - t0
+      if results["pretrain"].get("reused"):  # re-probed: the original pretraining's time counts too
+        wall += results["pretrain"].get("grid_wall_s_without_probes", results["pretrain"]["wall_s"])
+      report.write_json(sub / "grid_run.json", {"wall_s": wall})
     info = results["pretrain"]
     rows.append({"name": name, "label": spec["label"], "method": cfg.method, "regime": cfg.regime,
                  "workdir": str(sub), "results": results["trained"], "steps": info["steps"],

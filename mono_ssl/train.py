@@ -34,6 +34,7 @@ METHODS = {"rotnet": rotnet, "deepcluster": deepcluster, "bigan": bigan,
            "supervised": supervised, "scatnet": scatnet}  # the last two: baselines
 
 # Config fields a resumed run may change without invalidating its checkpoints.
+PRETRAIN_INFO = "pretrain_info.json"  # the pretraining's steps, wall time and img/s, kept for re-probes
 RESUMABLE_FIELDS = ("train.log_every", "train.ckpt_every", "workdir", "train.sample_every",
                     "distributed.")
 
@@ -61,8 +62,13 @@ def _flat(d, prefix="") -> dict:
   return out
 
 
-def check_workdir(config, workdir: Path) -> None:
-  """Refuses a workdir that is unwritable, (nearly) full, or holds another experiment."""
+def check_workdir(config, workdir: Path, log: Callable[[str], None] = print) -> None:
+  """Refuses a workdir that is unwritable, (nearly) full, or holds another experiment.
+
+  A finished run whose config differs only in `probe.*` fields is probed again
+  with the new protocol, its pretraining reused: the old probe results move to
+  `probes_before_<time>/` (nothing is deleted).
+  """
   try:
     workdir.mkdir(parents=True, exist_ok=True)
     probe = workdir / ".write_test"
@@ -83,8 +89,16 @@ def check_workdir(config, workdir: Path) -> None:
     except json.JSONDecodeError:
       raise UserInputError(f"{saved} is not valid JSON; fix or delete it, or use a new --workdir.") from None
     a, b = _flat(old), _flat(current)
+    # A field added to the configs since the run, at its neutral value (0, "", False), is no change.
     differ = sorted(k for k in set(a) | set(b)
-                    if a.get(k) != b.get(k) and not k.startswith(RESUMABLE_FIELDS))
+                    if a.get(k) != b.get(k) and not k.startswith(RESUMABLE_FIELDS)
+                    and not (k not in a and b.get(k) in (0, "", False)))
+    if differ and all(k.startswith("probe.") for k in differ) and _pretraining_finished(workdir, old):
+      shown = ", ".join(f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in differ[:6])
+      archive = archive_probes(workdir)
+      log(f"workdir {workdir}: only the probe protocol changed ({shown}); its pretraining is "
+          f"reused and the trunks are probed again (old probe results in {archive.name}/)")
+      differ = []
     if differ:
       shown = ", ".join(f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in differ[:6])
       raise UserInputError(
@@ -92,6 +106,41 @@ def check_workdir(config, workdir: Path) -> None:
           f"{' ...' if len(differ) > 6 else ''}); use a new --workdir, or the config it was made with.")
   if shd.is_chief():
     report.write_json(saved, current)
+
+
+def _pretraining_finished(workdir: Path, old_config: dict) -> bool:
+  """Whether the workdir's last checkpoint is its config's final step."""
+  ckpts = workdir / "checkpoints"
+  steps = [int(p.name) for p in ckpts.iterdir() if p.name.isdigit()] if ckpts.is_dir() else []
+  want = int(old_config.get("train", {}).get("num_steps", -1))
+  return bool(steps) and max(steps) == want
+
+
+def archive_probes(workdir: Path) -> Path:
+  """Moves a run's probe outputs (and its grid timing) to probes_before_<time>/; returns it.
+
+  The pretraining's record is kept as pretrain_info.json, and its wall time
+  without the old probes, so that a re-probed run still reports both.
+  """
+  archive = workdir / time.strftime("probes_before_%Y%m%d-%H%M%S")
+  archive.mkdir()
+  old = workdir / "probe_results.json"
+  old_results = json.loads(old.read_text()) if old.exists() else {}
+  grid_run = workdir / "grid_run.json"
+  info_path = workdir / PRETRAIN_INFO
+  info = (json.loads(info_path.read_text()) if info_path.exists()
+          else dict(old_results.get("pretrain") or {}))
+  if info:
+    if grid_run.exists():  # the grid's wall time of the run, less its old probes
+      probes = sum(v for k, v in old_results.items() if k.endswith("_probe_wall_s"))
+      info["grid_wall_s_without_probes"] = float(json.loads(grid_run.read_text())["wall_s"]) - probes
+    info.pop("reused", None)
+    report.write_json(info_path, info)
+  shutil.copy2(workdir / "config.json", archive / "config.json")
+  for path in [*workdir.glob("probe_*.json"), *workdir.glob("probe_results.*"), grid_run]:
+    if path.exists():
+      shutil.move(str(path), str(archive / path.name))
+  return archive
 
 
 def _holds_outputs(workdir: Path) -> bool:
@@ -290,7 +339,7 @@ def probe_trunk(state, config, train, test, mesh, log) -> dict:
 def train_and_evaluate(config, workdir: str | os.PathLike, log: Callable[[str], None] = print) -> dict:
   """Pretrains, probes the trained and the random-init trunk, writes probe_results.{json,md,png}."""
   workdir = Path(workdir)
-  check_workdir(config, workdir)
+  check_workdir(config, workdir, log)
   mesh = shd.make_mesh()
   log(f"devices: {jax.device_count()} x {jax.devices()[0].platform}; workdir {workdir}")
   # Probe data first: a missing data set should fail before minutes of training.
@@ -298,6 +347,12 @@ def train_and_evaluate(config, workdir: str | os.PathLike, log: Callable[[str], 
   for field in ("batch_size", "eval_batch_size"):  # likewise a probe batch that cannot run
     shd.check_batch_size(config.probe[field], mesh, f"probe.{field}")
   trained, initial, info = pretrain(config, workdir, mesh, log)
+  info_path = workdir / PRETRAIN_INFO
+  if info["resumed_from"] < info["steps"]:
+    if shd.is_chief():
+      report.write_json(info_path, info)
+  elif info_path.exists():  # nothing trained now (a re-probe): report the pretraining that made the trunk
+    info = {**json.loads(info_path.read_text()), "reused": True}
   results = {"method": config.method, "regime": config.regime, "scale": config.scale,
              "probe_dataset": config.probe.dataset, "pretrain": info, "layers": list(LAYER_NAMES)}
   arms = [("trained", trained)] + ([("random", initial)] if config.probe.random_baseline else [])

@@ -82,11 +82,31 @@ def test_tiny_paper_scale_grid_writes_every_output_and_a_second_run_reruns_nothi
   assert sum("finished earlier" in l for l in logs2) == 3
   assert {p: p.stat().st_mtime_ns for p in mtimes} == mtimes
   assert [r["results"] for r in again["runs"]] == [r["results"] for r in saved["runs"]]
-  # A finished run whose config has changed since is refused, not silently reported.
+  # A finished run whose training config has changed since is refused, not silently reported.
   changed = tiny_paper_grid()
-  changed.runs[3]["overrides"]["probe.epochs"] = 2
-  with pytest.raises(UserInputError, match="rotnet_single holds another experiment.*probe.epochs"):
+  changed.runs[3]["overrides"]["train.lr"] = 0.5
+  with pytest.raises(UserInputError, match="rotnet_single holds another experiment.*train.lr"):
     grid.run_grid(changed, tmp_path, log=lambda s: None)
+  # A new probe protocol alone: that run is probed again, its pretraining reused and counted.
+  reprobe = tiny_paper_grid()
+  reprobe.runs[3]["overrides"]["probe.epochs"] = 2
+  ckpts = {p: p.stat().st_mtime_ns for p in (tmp_path / "rotnet_single" / "checkpoints").rglob("*")}
+  logs3 = []
+  third = grid.run_grid(reprobe, tmp_path, log=logs3.append)
+  assert sum("probed again" in l for l in logs3) == 1 and not any(l.startswith("step ") for l in logs3)
+  assert {p: p.stat().st_mtime_ns for p in ckpts} == ckpts  # pretraining untouched
+  old_run = runs["rotnet_single"]
+  new_run = next(r for r in third["runs"] if r["name"] == "rotnet_single")
+  assert new_run["config"]["probe"]["epochs"] == 2 and old_run["config"]["probe"]["epochs"] == 1
+  assert new_run["steps"] == 2 and new_run["images_per_s"] == old_run["images_per_s"]
+  kept = json.loads((tmp_path / "rotnet_single" / "pretrain_info.json").read_text())
+  assert 0 < kept["grid_wall_s_without_probes"] < old_run["wall_s"]
+  assert new_run["wall_s"] > kept["grid_wall_s_without_probes"]  # old pretraining + new probe
+  archived = list((tmp_path / "rotnet_single").glob("probes_before_*/probe_results.json"))
+  assert len(archived) == 1
+  assert json.loads(archived[0].read_text())["trained"] == old_run["results"]  # nothing lost
+  assert [r["results"] for r in third["runs"] if r["name"] != "rotnet_single"] == \
+      [r["results"] for r in saved["runs"] if r["name"] != "rotnet_single"]
 
 
 def test_only_restricts_the_runs_and_unknown_names_are_refused(tmp_path):

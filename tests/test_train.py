@@ -108,3 +108,36 @@ def test_init_from_a_missing_folder_is_refused(tmp_path):
   config = tiny_config(**{"init_from": str(tmp_path / "nothing"), "train.num_steps": 0})
   with pytest.raises(UserInputError, match="init_from=.*nothing.*no such folder"):
     train.pretrain(config, tmp_path / "w", log=lambda s: None)
+
+
+def test_a_new_probe_protocol_reprobes_a_finished_run_and_keeps_the_old_results(tmp_path):
+  config = tiny_config(**{"probe.random_baseline": False})
+  first = train.train_and_evaluate(config, tmp_path, log=lambda s: None)
+  ckpts = {p: p.stat().st_mtime_ns for p in (tmp_path / "checkpoints").rglob("*")}
+  logs = []
+  second = train.train_and_evaluate(tiny_config(**{"probe.random_baseline": False, "probe.epochs": 2}),
+                                    tmp_path, log=logs.append)
+  assert any("probed again" in l for l in logs) and not any(l.startswith("step ") for l in logs)
+  assert {p: p.stat().st_mtime_ns for p in ckpts} == ckpts
+  assert second["pretrain"]["reused"] and second["pretrain"]["steps"] == first["pretrain"]["steps"]
+  assert second["pretrain"]["images_per_s"] == first["pretrain"]["images_per_s"]
+  (archive,) = tmp_path.glob("probes_before_*")
+  assert json.loads((archive / "probe_results.json").read_text())["trained"] == first["trained"]
+  assert json.loads((archive / "config.json").read_text())["probe"]["epochs"] == 1
+  assert json.loads((tmp_path / "config.json").read_text())["probe"]["epochs"] == 2
+  # A training field still binds the workdir.
+  with pytest.raises(UserInputError, match="holds another experiment.*train.lr"):
+    train.train_and_evaluate(tiny_config(**{"probe.epochs": 2, "train.lr": 0.5}), tmp_path,
+                             log=lambda s: None)
+
+
+def test_a_field_added_since_at_its_neutral_value_is_no_change(tmp_path):
+  config = tiny_config(**{"probe.random_baseline": False})
+  train.train_and_evaluate(config, tmp_path, log=lambda s: None)
+  saved = json.loads((tmp_path / "config.json").read_text())
+  del saved["probe"]["image_size"], saved["data"]["image_size"]  # as written before they existed
+  (tmp_path / "config.json").write_text(json.dumps(saved))
+  train.check_workdir(config, tmp_path, log=lambda s: None)  # 0: the old behaviour, accepted
+  (tmp_path / "config.json").write_text(json.dumps(saved))
+  with pytest.raises(UserInputError, match=r"data.image_size: None -> 32"):
+    train.check_workdir(tiny_config(**{"data.image_size": 32}), tmp_path, log=lambda s: None)
