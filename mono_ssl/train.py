@@ -93,11 +93,16 @@ def check_workdir(config, workdir: Path, log: Callable[[str], None] = print) -> 
     differ = sorted(k for k in set(a) | set(b)
                     if a.get(k) != b.get(k) and not k.startswith(RESUMABLE_FIELDS)
                     and not (k not in a and b.get(k) in (0, "", False)))
-    if differ and all(k.startswith("probe.") for k in differ) and _pretraining_finished(workdir, old):
+    if differ and all(k.startswith("probe.") for k in differ):
+      # The probe settings do not touch pretraining: a finished run is probed again, an
+      # unfinished one resumes and is probed with the new protocol.
       shown = ", ".join(f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in differ[:6])
-      archive = archive_probes(workdir)
-      log(f"workdir {workdir}: only the probe protocol changed ({shown}); its pretraining is "
-          f"reused and the trunks are probed again (old probe results in {archive.name}/)")
+      if any(workdir.glob("probe_*.json")):
+        archive = archive_probes(workdir)
+        log(f"workdir {workdir}: only the probe protocol changed ({shown}); its pretraining is "
+            f"reused and the trunks are probed again (old probe results in {archive.name}/)")
+      else:
+        log(f"workdir {workdir}: only the probe protocol changed ({shown}), before any probe ran")
       differ = []
     if differ:
       shown = ", ".join(f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in differ[:6])
@@ -106,14 +111,6 @@ def check_workdir(config, workdir: Path, log: Callable[[str], None] = print) -> 
           f"{' ...' if len(differ) > 6 else ''}); use a new --workdir, or the config it was made with.")
   if shd.is_chief():
     report.write_json(saved, current)
-
-
-def _pretraining_finished(workdir: Path, old_config: dict) -> bool:
-  """Whether the workdir's last checkpoint is its config's final step."""
-  ckpts = workdir / "checkpoints"
-  steps = [int(p.name) for p in ckpts.iterdir() if p.name.isdigit()] if ckpts.is_dir() else []
-  want = int(old_config.get("train", {}).get("num_steps", -1))
-  return bool(steps) and max(steps) == want
 
 
 def archive_probes(workdir: Path) -> Path:

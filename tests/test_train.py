@@ -141,3 +141,14 @@ def test_a_field_added_since_at_its_neutral_value_is_no_change(tmp_path):
   (tmp_path / "config.json").write_text(json.dumps(saved))
   with pytest.raises(UserInputError, match=r"data.image_size: None -> 32"):
     train.check_workdir(tiny_config(**{"data.image_size": 32}), tmp_path, log=lambda s: None)
+
+
+def test_a_new_probe_protocol_before_any_probe_ran_is_accepted(tmp_path):
+  """Pretraining interrupted before its probes (here: pretrain alone), then a new probe protocol."""
+  train.check_workdir(tiny_config(), tmp_path, log=lambda s: None)
+  train.pretrain(tiny_config(), tmp_path, log=lambda s: None)
+  logs = []
+  results = train.train_and_evaluate(tiny_config(**{"probe.epochs": 2}), tmp_path, log=logs.append)
+  assert any("before any probe ran" in l for l in logs)
+  assert not list(tmp_path.glob("probes_before_*"))  # nothing to archive
+  assert set(results["trained"]) == {"conv1", "conv2", "conv3", "conv4", "conv5"}
