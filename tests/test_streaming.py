@@ -175,9 +175,10 @@ def test_stream_patch_generator_equals_the_in_memory_one():
   cfg = AugmentConfig.from_config(config_lib.full_data_aug("cpu"))
   mesh = shd.make_mesh()
   bsh, repl = shd.batch_sharded(mesh), shd.replicated(mesh)
+  # A period that is not a multiple of the set's size: image = (index mod period) mod size.
   in_memory = PatchGenerator(shd.to_global(ImageBank.from_images_array(mem.images), repl), cfg,
-                             seed=3, period=len(mem))
-  streamed = StreamPatchGenerator(st, cfg, seed=3, period=len(st))
+                             seed=3, period=37)
+  streamed = StreamPatchGenerator(st, cfg, seed=3, period=37)
   idx = shd.to_global(np.array([0, 7, 49, 50, 123, 3, 3, 2**30 + 11], np.int32), bsh)
   want = np.asarray(in_memory(idx))
   np.testing.assert_array_equal(np.asarray(streamed(idx)), want)
