@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from PIL import Image
+from test_datasets import _png  # PNG bytes of an array: tfds encodes them without TensorFlow
 
 from mono_ssl import datasets, streaming
 from mono_ssl import sharding as shd
@@ -87,12 +88,6 @@ def test_streamed_probe_equals_the_in_memory_probe():
   res_st = run_linear_probes(model.apply, variables, *st, cfg, mesh=mesh, log=lambda s: None)
   assert res_st == res_mem
   assert any(r["top1"] > 10.0 for r in res_mem.values())  # it trained on something
-
-
-def _png(arr: np.ndarray) -> bytes:
-  buf = io.BytesIO()
-  Image.fromarray(arr).save(buf, format="PNG")
-  return buf.getvalue()
 
 
 def test_tfds_set_of_mixed_image_sizes_streams(tmp_path):
