@@ -20,8 +20,10 @@ which shared the cores with benchmarks), DeepCluster 4.4-5.2, BiGAN 9.2-10.0:
 1 h 24 min for the 12 runs (estimated before the 2x faster step: 2 h 05-2 h 15).
 DeepCluster runs 4,000 steps here (~10 epochs of its 50,000-patch set, 10
 clusterings) instead of its config's 6,000, a choice made for the old budget.
-Tiny-ImageNet (64 px, 4x the pixels) costs about 4x per pretraining step and
-~1.6x per probe epoch (20k images): expect ~4 h; not measured.
+Tiny-ImageNet (64 px, 4x the pixels) costs about 4x per pretraining step, so
+its step counts are halved (CPU_STEP_FACTOR). Measured (2026-11-26, shared
+machine): supervised 5.4 min, random 3.1, scatnet 12.4, RotNet 12.8-15.3,
+DeepCluster 6.7-7.5, BiGAN 6.0-6.1: 1 h 43 min for the 12 runs.
 """
 from mono_ssl import config_lib, grid
 
