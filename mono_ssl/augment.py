@@ -37,9 +37,9 @@ import dm_pix as pix
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import NamedSharding, PartitionSpec
 from PIL import Image
 
+from mono_ssl import sharding as shd
 from mono_ssl.errors import UserInputError
 
 
@@ -164,13 +164,17 @@ class ImageBank:
 
   @classmethod
   def from_images_array(cls, images: np.ndarray) -> "ImageBank":
-    """A one-level bank of N same-size images (N, H, W, 3): a labelled data set."""
+    """A one-level bank of N same-size images (N, H, W, 3): a labelled data set.
+
+    Its arrays stay on the host (numpy): callers place them once with
+    `sharding.to_global`, so no copy goes to a device and back first.
+    """
     n, h, w, _ = images.shape
     if n * h * w >= 2**31:
       raise UserInputError(f"{n} images of {h}x{w} px exceed the 2^31 pixels a gather can index.")
-    return cls(pixels=jnp.asarray(np.ascontiguousarray(images).reshape(-1, 3)),
-               offsets=jnp.asarray((np.arange(n) * h * w)[:, None], jnp.int32),
-               heights=jnp.full((n, 1), h, jnp.int32), widths=jnp.full((n, 1), w, jnp.int32))
+    return cls(pixels=np.ascontiguousarray(images).reshape(-1, 3),
+               offsets=(np.arange(n) * h * w)[:, None].astype(np.int32),
+               heights=np.full((n, 1), h, np.int32), widths=np.full((n, 1), w, np.int32))
 
 
 def _sample_level(bank: ImageBank, img: jax.Array, level: jax.Array,
@@ -434,22 +438,21 @@ class StreamPatchGenerator:
     self.stream, self.cfg, self.seed, self.period = stream, cfg, seed, period
     self.key = jax.random.key(seed)
     self._geometry = jax.jit(
-        lambda b, k, i, ids: sample_geometry(b, cfg, k, i, period, image_ids=ids))
+        lambda b, k, i: sample_geometry(b, cfg, k, i, period,
+                                        image_ids=jnp.arange(i.shape[0], dtype=jnp.int32)))
     self._jitter = jax.jit(lambda k, i, p: jitter_patches(cfg, k, i, p, period), donate_argnums=2)
     self._pool = concurrent.futures.ThreadPoolExecutor(stream.workers)
 
   def __call__(self, indices: jax.Array) -> jax.Array:
+    # The one device->host copy per step: which images this batch needs.
     host = np.asarray(jax.device_get(indices)).astype(np.uint32).astype(np.int64)
     base = host % self.period if self.period else host
     images, _ = self.stream.fetch(base % len(self.stream), self._pool)
-    sharding = getattr(indices, "sharding", None)
-    mesh = getattr(sharding, "mesh", None)
     bank = ImageBank.from_images_array(images)
-    positions = np.arange(len(host), dtype=np.int32)
-    if mesh is not None:  # the batch's images on every device, ids split like the indices
-      bank = jax.device_put(bank, NamedSharding(mesh, PartitionSpec()))
-      positions = jax.device_put(positions, sharding)
-    patches = self._geometry(bank, self.key, indices, positions)
+    mesh = getattr(getattr(indices, "sharding", None), "mesh", None)
+    if mesh is not None:  # the batch's images on every device (one host->device copy)
+      bank = shd.to_global(bank, shd.replicated(mesh))
+    patches = self._geometry(bank, self.key, indices)
     return self._jitter(self.key, indices, patches)
 
   def with_config(self, cfg: AugmentConfig) -> "StreamPatchGenerator":

@@ -51,7 +51,7 @@ def pretrain_source(config) -> PretrainSource:
   if regime == "full":
     if config.data.image_size:  # too large for memory (ImageNet): decoded batch by batch
       stream = datasets.open_stream(config.data.full_dataset, "train", config.data.data_dir or None,
-                                    config.data.image_size)
+                                    config.data.image_size, field="data.image_size")
       if stream.side < aug.patch_size:
         raise UserInputError(f"data.image_size={stream.side} is smaller than the patches' source "
                              f"side aug.patch_size={aug.patch_size}; raise data.image_size.")

@@ -105,14 +105,24 @@ def _readonly(a: np.ndarray) -> np.ndarray:
   return a
 
 
-def _decode_one(path: Path, raw: bytes, offsets: np.ndarray, i: int) -> np.ndarray:
+def _decode_image(data: bytes, min_side: int = 0) -> np.ndarray:
+  """Encoded image bytes (JPEG, PNG) as uint8 RGB (H, W, 3). With `min_side`, a large
+  JPEG is decoded at a reduced scale (libjpeg's DCT scaling, short side still >=
+  min_side), which saves most of the decode. Raises Pillow's errors for bad bytes."""
+  with Image.open(io.BytesIO(data)) as im:
+    w, h = im.size
+    if min_side and min(w, h) >= 2 * min_side:
+      im.draft("RGB", (max(1, w * min_side // min(w, h)), max(1, h * min_side // min(w, h))))
+    im.load()
+    # Some Tiny-ImageNet JPEGs are greyscale, some ImageNet ones CMYK.
+    return np.asarray(im.convert("RGB") if im.mode != "RGB" else im)
+
+
+def _decode_one(path: Path, raw: bytes, offsets: np.ndarray, i: int, min_side: int = 0
+                ) -> np.ndarray:
   """Image i of an npz's JPEG bytes as uint8 (H, W, 3)."""
   try:
-    with Image.open(io.BytesIO(raw[offsets[i] : offsets[i + 1]])) as im:
-      im.load()
-      if im.mode != "RGB":  # Some Tiny-ImageNet JPEGs are greyscale.
-        im = im.convert("RGB")
-      return np.asarray(im)
+    return _decode_image(raw[offsets[i] : offsets[i + 1]], min_side)
   except Exception as e:  # Pillow raises many types for bad bytes.
     raise _fail(
         path, f"image {i} does not decode ({type(e).__name__}: {e})"
@@ -411,6 +421,7 @@ def open_stream(
     data_dir: str | os.PathLike[str] | None = None,
     side: int = 256,
     limit_per_class: int | None = None,
+    field: str = "side",
 ) -> "streaming.StreamingImages":
   """Split "train" or "test" of a named data set, read batch by batch from disk.
 
@@ -418,9 +429,11 @@ def open_stream(
   `side` and centre-cropped to side x side: a set of any size and of mixed
   image sizes (ImageNet) without holding it in memory. Same names as
   `load_split`; at an image's own (square) size the pixels equal `load_split`'s.
+  `field` names `side` in errors (the config key it came from).
   """
   if isinstance(side, bool) or not isinstance(side, (int, np.integer)) or side < 1:
-    raise UserInputError(f"stream image side must be a positive integer, got {side!r}")
+    raise UserInputError(f"{field} must be a positive integer (the side, in px, of the streamed "
+                         f"images), got {side!r}")
   kind, where, key_prefix, num_classes, data_dir = _locate(name, split, data_dir, limit_per_class)
   name = f"{name.strip()}/{split}"
   if kind == "npz":
@@ -433,7 +446,7 @@ def open_stream(
       raise _fail(path, "it holds no images (or none survive limit_per_class)")
 
     def read(indices: np.ndarray) -> list[tuple[np.ndarray, int]]:
-      return [(_decode_one(path, raw, offsets, int(keep[i])), int(labels[keep[i]]))
+      return [(_decode_one(path, raw, offsets, int(keep[i]), side), int(labels[keep[i]]))
               for i in indices]
 
     return streaming.StreamingImages(read, len(keep), int(side), num_classes, name,
@@ -445,6 +458,7 @@ def open_stream(
   def records(ids: list[int]) -> list[dict]:
     return source.__getitems__(ids) if hasattr(source, "__getitems__") else [source[i] for i in ids]
 
+  @functools.cache
   def read_labels() -> np.ndarray:
     # One pass over the records, images left encoded (ImageNet: minutes of reading, once).
     out = np.empty(len(source), np.int32)
@@ -483,15 +497,9 @@ def open_stream(
 
 
 def _decode_encoded(data: bytes, side: int, what: str) -> np.ndarray:
-  """An encoded image (JPEG, PNG) as uint8 RGB; a large JPEG is decoded at a reduced scale
-  (libjpeg's DCT scaling, still >= `side` on its short side) to save most of the decode."""
+  """A tfds record's encoded image as uint8 RGB, DCT-scaled toward `side` (`_decode_image`)."""
   try:
-    with Image.open(io.BytesIO(data)) as im:
-      w, h = im.size
-      if min(w, h) >= 2 * side:
-        im.draft("RGB", (max(1, w * side // min(w, h)), max(1, h * side // min(w, h))))
-      im.load()
-      return np.asarray(im.convert("RGB") if im.mode != "RGB" else im)
+    return _decode_image(data, side)
   except Exception as e:  # Pillow raises many types for bad bytes.
     raise UserInputError(f"{what} does not decode ({type(e).__name__}: {e}); "
                          "rebuild the prepared data set") from e

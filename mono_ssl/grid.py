@@ -204,6 +204,11 @@ def run_grid(config, workdir: str | os.PathLike, log: Callable[[str], None] = pr
   specs = selected_runs(config)
   cfgs = [(spec, run_config(config, spec)) for spec in specs]  # bad input fails before any run
   workdir.mkdir(parents=True, exist_ok=True)
+  # Finished runs first, before any run: results made by another config are refused now,
+  # not hours in; a new probe protocol alone archives a run's old probes (it is re-probed).
+  for spec, cfg in cfgs:
+    if (workdir / spec["name"] / FINISHED).exists():
+      train.check_workdir(cfg, workdir / spec["name"], log)
   pending = [s["name"] for s, _ in cfgs if not (workdir / s["name"] / FINISHED).exists()]
   log(f"grid: {len(cfgs)} runs in {workdir}, {len(pending)} to run"
       + (f" ({', '.join(pending)})" if pending else ""))
@@ -217,10 +222,6 @@ def run_grid(config, workdir: str | os.PathLike, log: Callable[[str], None] = pr
   rows, failed = [], []
   for i, (spec, cfg) in enumerate(cfgs, 1):
     name, sub = spec["name"], workdir / spec["name"]
-    if (sub / FINISHED).exists():
-      # Refuses results made by another config; a new probe protocol alone archives the
-      # old probes, and the run is probed again below with its pretraining reused.
-      train.check_workdir(cfg, sub, log)
     if (sub / FINISHED).exists():
       results = json.loads((sub / FINISHED).read_text())
       log(f"[{i}/{len(cfgs)}] {name}: finished earlier, read from {sub / FINISHED}")

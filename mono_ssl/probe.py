@@ -236,14 +236,14 @@ def run_linear_probes(trunk_apply: Callable, trunk_vars: Any,
     # Only this batch's images are on device; `image_ids` points each crop at its
     # image, and the crop's randomness still comes from its global index, so a
     # stream gives the crops of the in-memory path.
-    crop = jax.jit(lambda b, idx, ids: sample_geometry(b, aug, aug_key, idx, image_ids=ids),
+    crop = jax.jit(lambda b, idx: sample_geometry(
+        b, aug, aug_key, idx, image_ids=jnp.arange(idx.shape[0], dtype=jnp.int32)),
                    out_shardings=bsh)
   else:
     bank = shd.to_global(ImageBank.from_images_array(train.images), repl)
     labels_dev = shd.to_global(np.asarray(train.labels, np.int32), repl)
     crop = jax.jit(lambda b, lab, idx: (sample_geometry(b, aug, aug_key, idx), lab[idx % n_train]),
                    out_shardings=(bsh, bsh))
-  positions = np.arange(cfg.batch_size, dtype=np.int32)
 
   rng = np.random.default_rng(cfg.seed)
   t0 = time.time()
@@ -258,7 +258,7 @@ def run_linear_probes(trunk_apply: Callable, trunk_vars: Any,
       if streamed:
         imgs, labs = next(host_batches)
         batch_bank = shd.to_global(ImageBank.from_images_array(imgs), repl)
-        images = crop(batch_bank, idx, shd.to_global(positions, bsh))
+        images = crop(batch_bank, idx)
         labels = shd.to_global(labs, bsh)
       else:
         images, labels = crop(bank, labels_dev, idx)

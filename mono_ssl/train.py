@@ -312,8 +312,10 @@ def load_probe_data(config) -> tuple:
   data_dir = pc.data_dir or None
   limit = pc.limit_per_class or None
   if pc.image_size:  # streamed from disk, each image brought to image_size x image_size
-    train = datasets.open_stream(pc.dataset, "train", data_dir, pc.image_size, limit)
-    test = datasets.open_stream(pc.dataset, "test", data_dir, pc.image_size)
+    train = datasets.open_stream(pc.dataset, "train", data_dir, pc.image_size, limit,
+                                 "probe.image_size")
+    test = datasets.open_stream(pc.dataset, "test", data_dir, pc.image_size,
+                                field="probe.image_size")
     if train.num_classes != test.num_classes:
       raise UserInputError(f"probe data set {pc.dataset}: train and test splits disagree "
                            f"({train.num_classes} vs {test.num_classes} classes).")

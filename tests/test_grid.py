@@ -85,8 +85,10 @@ def test_tiny_paper_scale_grid_writes_every_output_and_a_second_run_reruns_nothi
   # A finished run whose training config has changed since is refused, not silently reported.
   changed = tiny_paper_grid()
   changed.runs[3]["overrides"]["train.lr"] = 0.5
+  refused_logs = []
   with pytest.raises(UserInputError, match="rotnet_single holds another experiment.*train.lr"):
-    grid.run_grid(changed, tmp_path, log=lambda s: None)
+    grid.run_grid(changed, tmp_path, log=refused_logs.append)
+  assert not any(": running in " in l for l in refused_logs)  # refused before any run
   # A new probe protocol alone: that run is probed again, its pretraining reused and counted.
   reprobe = tiny_paper_grid()
   reprobe.runs[3]["overrides"]["probe.epochs"] = 2

@@ -74,6 +74,11 @@ def test_bad_stream_side_is_refused():
   for side in (0, -3, 2.5, True):
     with pytest.raises(UserInputError, match="side must be a positive integer"):
       datasets.open_stream("bundled_cifar10", "train", side=side)
+  from conftest import tiny_config
+
+  from mono_ssl import train
+  with pytest.raises(UserInputError, match=r"probe.image_size must be a positive integer .* got -3"):
+    train.load_probe_data(tiny_config(**{"probe.image_size": -3}))
 
 
 def test_streamed_probe_equals_the_in_memory_probe():

@@ -34,7 +34,7 @@ def _train_split(config):
                          "use regime=full (the probe set's train split).")
   if config.data.image_size:  # streamed (ImageNet): the same images as the full regime's stream
     return datasets.open_stream(config.data.full_dataset, "train", config.data.data_dir or None,
-                                config.data.image_size)
+                                config.data.image_size, field="data.image_size")
   return datasets.load_split(config.data.full_dataset, "train", config.data.data_dir or None)
 
 
