@@ -146,6 +146,9 @@ def bigan_fields(config: ml_collections.ConfigDict, scale: str) -> ml_collection
       e_lr_mult=1.0,     # E's conv/dense weights (see methods/bigan.optimisers)
       e_bn_lr_mult=1.0,  # E's BatchNorm scale and bias; 0 freezes them
       standardise_codes=False,  # E's codes: batch-standardised to the prior's marginals
+      unary_scores=False,  # BigBiGAN: D's loss also on s_x(x) and s_z(z) (models/bigan.py)
+      e_optimizer="adam",  # adam | sgd (E only; sgd uses train.momentum, lr train.lr * e_lr_mult)
+      e_start=0.0,  # fraction of the run before E's weights start to move (0: from step 0)
       b1=0.5, b2=0.999)
   config.train.update(dict(
       batch_size=128,

@@ -228,3 +228,71 @@ def test_standardised_codes_have_the_priors_marginals_and_global_statistics():
   per_device = jax.pmap(lambda l: nets.code_from_logits(l, "uniform", True, axis_name="d"),
                         axis_name="d")(logits.reshape(4, 1024, 3))
   np.testing.assert_allclose(np.asarray(per_device).reshape(4096, 3), codes, atol=1e-4)
+
+
+def _first_steps(num_steps: int, **overrides):
+  """(params before, params after `num_steps` steps) of a fresh 1-device tiny BiGAN."""
+  config = tiny_bigan_config(**{"train.weight_decay": 0.0, **overrides})
+  mesh = shd.make_mesh(jax.devices()[:1])
+  state = bigan.create_state(config, 32, jax.random.key(0), mesh, config.train.num_steps)
+  before = jax.device_get(state.params)
+  step = jax.jit(bigan.make_train_step(config))
+  metrics = []
+  for t in range(num_steps):
+    state, m = step(state, _on(mesh, _real_patches()[t % 3]), jax.random.key(t))
+    metrics.append(jax.device_get(m))
+  return before, jax.device_get(state.params), metrics
+
+
+def _moved(before, after) -> bool:
+  return any(np.abs(a - b).max() > 0 for a, b in
+             zip(jax.tree.leaves(before), jax.tree.leaves(after)))
+
+
+def test_unary_scores_give_d_three_read_outs_and_train_them():
+  config = tiny_bigan_config(**{"bigan.unary_scores": True})
+  d = nets.discriminator_from_config(config)
+  x, z = jnp.zeros((5, 32, 32, 3)), jnp.zeros((5, config.bigan.latent_dim))
+  scores, variables = d.init_with_output(jax.random.key(0), x, z)
+  assert scores.shape == (5, 3) and {"x_out", "z_out", "joint_out"} <= set(variables["params"])
+  before, after, metrics = _first_steps(2, **{"bigan.unary_scores": True})
+  assert all(np.isfinite(float(v)) for m in metrics for v in m.values()), metrics
+  # log 2 per score at D's near-zero initial logits: three scores, 2 log 2 each side.
+  assert abs(float(metrics[0]["d_loss"]) - 6 * np.log(2)) < 0.1, metrics[0]
+  for head in ("x_out", "z_out", "joint_out"):
+    assert _moved(before["discriminator"][head], after["discriminator"][head]), head
+  assert _moved(before["encoder"], after["encoder"])
+
+
+def test_encoder_waits_for_e_start_while_g_and_d_train():
+  # num_steps=4, e_start=0.5: E is still at its initialisation after steps 0 and 1.
+  before, after, _ = _first_steps(2, **{"bigan.e_start": 0.5})
+  assert not _moved(before["encoder"], after["encoder"])
+  assert _moved(before["generator"], after["generator"])
+  assert _moved(before["discriminator"], after["discriminator"])
+  _, after3, _ = _first_steps(3, **{"bigan.e_start": 0.5})
+  assert _moved(before["encoder"]["conv1"], after3["encoder"]["conv1"])
+
+
+def test_encoder_sgd_steps_follow_the_gradient_not_its_sign():
+  # Same batch and key: Adam's first step is -lr * sign(g) for every weight,
+  # SGD's is -c * g, so the two agree in sign while only SGD's sizes vary.
+  before, adam, _ = _first_steps(1)
+  _, sgd, _ = _first_steps(1, **{"bigan.e_optimizer": "sgd", "bigan.e_lr_mult": 100.0})
+  w0 = before["encoder"]["conv1"]["kernel"]
+  d_adam, d_sgd = adam["encoder"]["conv1"]["kernel"] - w0, sgd["encoder"]["conv1"]["kernel"] - w0
+  assert np.abs(d_adam).max() <= 2e-4 * 1.001
+  big = np.abs(d_adam) > 0.9 * 2e-4  # gradients well above Adam's epsilon: steps of ~lr
+  assert big.mean() > 0.5, big.mean()
+  size = np.abs(d_sgd[big])
+  assert size.max() > 5 * np.median(size)  # proportional to |g|, not constant
+  # Where |g| is not tiny (two compiled programs may round the smallest ones
+  # to the other sign), both step against the same gradient.
+  clear = size > np.median(size)
+  assert (np.sign(d_sgd[big][clear]) == np.sign(d_adam[big][clear])).mean() > 0.99
+  # G keeps Adam: its first step is the same under both encoder optimisers.
+  for a, b in zip(jax.tree.leaves(adam["generator"]), jax.tree.leaves(sgd["generator"])):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+  with pytest.raises(UserInputError, match="bigan.e_optimizer='rmsprop'"):
+    bigan.create_state(tiny_bigan_config(**{"bigan.e_optimizer": "rmsprop"}), 32,
+                       jax.random.key(0), shd.make_mesh(), 1)

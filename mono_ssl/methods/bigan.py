@@ -29,7 +29,7 @@ import optax
 
 from mono_ssl.errors import UserInputError
 from mono_ssl.models import bigan as nets
-from mono_ssl.train_state import create_sharded, normalise, sgd_schedule
+from mono_ssl.train_state import create_sharded, normalise, sgd, sgd_schedule
 
 NUM_SAMPLES = 64   # images in samples_<step>.png (8 x 8)
 NUM_RECON = 32     # real/reconstruction pairs in recon_<step>.png
@@ -81,14 +81,31 @@ def optimisers(config, total_steps: int) -> tuple[optax.GradientTransformation,
   tc, b = config.train, config.bigan
   schedule = sgd_schedule(tc.lr, max(total_steps, 1), tuple(tc.lr_boundaries), tc.lr_decay)
 
-  def adam(mult):
-    lr = schedule if mult == 1 else (lambda t: schedule(t) * mult)
+  # E's parameters stay at their initialisation for the first `bigan.e_start` of
+  # the run: until G makes images worth inverting, D's gradient w.r.t. E(x)
+  # says nothing about x (the reconstructions are one texture), and Adam turns
+  # that noise into full-size steps on E's filters.
+  e_start = max(0, int(round(b.e_start * total_steps)))
+
+  def adam(mult, start=0):
+    def lr(t):
+      out = schedule(t) * mult
+      return out if not start else jnp.where(t >= start, out, 0.0)
     return optax.chain(optax.add_decayed_weights(tc.weight_decay),
-                       optax.adam(lr, b1=b.b1, b2=b.b2))
+                       optax.adam(lr if (mult != 1 or start) else schedule, b1=b.b1, b2=b.b2))
+
+  def enc(mult, start=0):
+    if b.e_optimizer == "adam":
+      return adam(mult, start)
+    # SGD with the train block's momentum: a step scales with E's (weak) gradient
+    # instead of Adam's normalised full-size step.
+    def lr(t):
+      return jnp.where(t >= start, schedule(t) * mult, 0.0)
+    return sgd(lr, tc.momentum, tc.nesterov, tc.weight_decay)
 
   ge = optax.multi_transform(
-      {"generator": adam(1.0), "enc_weights": adam(b.e_lr_mult),
-       "enc_bn": adam(b.e_bn_lr_mult) if b.e_bn_lr_mult else optax.set_to_zero()},
+      {"generator": adam(1.0), "enc_weights": enc(b.e_lr_mult, e_start),
+       "enc_bn": enc(b.e_bn_lr_mult, e_start) if b.e_bn_lr_mult else optax.set_to_zero()},
       _ge_labels)
   return ge, adam(b.d_lr_mult)
 
@@ -101,6 +118,10 @@ def _check(config, image_size: int) -> None:
     if not b[field] >= 0:
       raise UserInputError(f"bigan.{field}={b[field]} must be >= 0 (a multiple of train.lr; "
                            "0 freezes those parameters).")
+  if b.e_optimizer not in ("adam", "sgd"):
+    raise UserInputError(f"bigan.e_optimizer={b.e_optimizer!r} is not one of adam, sgd.")
+  if not 0.0 <= b.e_start < 1.0:
+    raise UserInputError(f"bigan.e_start={b.e_start} must be a fraction of the run in [0, 1).")
   if b.latent_dim < 1:
     raise UserInputError(f"bigan.latent_dim={b.latent_dim} must be >= 1.")
   nets.num_doublings(b.gen_size)
@@ -177,6 +198,7 @@ def make_train_step(config=None, axis_name: Any = None) -> Callable:
   b = config.bigan
   prior, latent, gen_size = b.prior, int(b.latent_dim), int(b.gen_size)
   standardise = bool(b.standardise_codes)
+  unary = bool(b.unary_scores)
 
   def step(state: BiGANState, images: jax.Array, key: jax.Array):
     k_z, k_enc, k_disc = jax.random.split(key, 3)
@@ -212,6 +234,11 @@ def make_train_step(config=None, axis_name: Any = None) -> Callable:
       d_loss = jnp.mean(jax.nn.softplus(-d_real)) + jnp.mean(jax.nn.softplus(d_fake))
       # ... G and E want the opposite (non-saturating: swapped labels, not -d_loss).
       ge_loss = jnp.mean(jax.nn.softplus(d_real)) + jnp.mean(jax.nn.softplus(-d_fake))
+      if unary:
+        # BigBiGAN: the same losses summed over s_xz, s_x and s_z (means over
+        # the batch, so each score weighs the same); accuracies on s_xz.
+        d_loss, ge_loss = d_loss * 3.0, ge_loss * 3.0
+        d_real, d_fake = d_real[:, 0], d_fake[:, 0]
       new_bs = {"encoder": enc_upd["batch_stats"], "generator": gen_upd["batch_stats"]}
       return (d_loss, ge_loss), (d_real, d_fake, new_bs)
 

@@ -129,6 +129,9 @@ class JointDiscriminator(nn.Module):
   z_hidden: int = 256    # the z path: two Dense layers of this width
   joint_hidden: int = 512
   dropout: float = 0.2   # in the FC layers (z path and joint MLP)
+  # BigBiGAN's unary scores (Donahue & Simonyan 2019): with `unary`, D also
+  # returns s_x(x) (a linear read-out of its x path) and s_z(z) (of its z path).
+  unary: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array, z: jax.Array, train: bool = False) -> jax.Array:
@@ -152,7 +155,12 @@ class JointDiscriminator(nn.Module):
       hz = act(nn.Dense(self.z_hidden, kernel_init=_DCGAN_INIT, name=f"z_fc{i + 1}")(hz))
     j = jnp.concatenate([h, hz], axis=-1)
     j = act(nn.Dense(self.joint_hidden, kernel_init=_DCGAN_INIT, name="joint_fc")(j))
-    return nn.Dense(1, kernel_init=_DCGAN_INIT, name="joint_out")(j)[:, 0]
+    s_xz = nn.Dense(1, kernel_init=_DCGAN_INIT, name="joint_out")(j)[:, 0]
+    if not self.unary:
+      return s_xz
+    s_x = nn.Dense(1, kernel_init=_DCGAN_INIT, name="x_out")(h)[:, 0]
+    s_z = nn.Dense(1, kernel_init=_DCGAN_INIT, name="z_out")(hz)[:, 0]
+    return jnp.stack([s_xz, s_x, s_z], axis=-1)
 
 
 def encoder_from_config(config, bn_axis_name: Any = None) -> AlexNet:
@@ -170,4 +178,5 @@ def discriminator_from_config(config) -> JointDiscriminator:
   """D of `config.bigan` (its widths and FC dropout)."""
   b = config.bigan
   return JointDiscriminator(width=b.disc_width, z_hidden=b.disc_z_hidden,
-                            joint_hidden=b.disc_joint_hidden, dropout=b.disc_dropout)
+                            joint_hidden=b.disc_joint_hidden, dropout=b.disc_dropout,
+                            unary=bool(b.unary_scores))
