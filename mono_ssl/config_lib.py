@@ -131,6 +131,13 @@ def bigan_fields(config: ml_collections.ConfigDict, scale: str) -> ml_collection
   lr then 50 decaying to 1% (here: /10 after 50% and again after 75%).
   `train.lr` is both optimisers' Adam rate (D's times `d_lr_mult`), so the
   loop's logged lr is the real one.
+
+  CPU scale (2,500 steps) departs from that recipe in two ways, measured on
+  the CIFAR-10 probes (README, "BiGAN"): E's codes are batch-standardised to
+  the prior's marginals, and E stays at its initialisation for the first half
+  of the run while G and D train. With Donahue et al.'s recipe E's filters
+  moved before G made anything worth inverting, and every layer probed below
+  E's own random init.
   """
   cpu = scale == "cpu"
   config.bigan = dict(
@@ -138,6 +145,7 @@ def bigan_fields(config: ml_collections.ConfigDict, scale: str) -> ml_collection
       prior="uniform",              # uniform | normal
       gen_size=32 if cpu else 64,   # G's output side and D's input side (<= aug.out_size)
       gen_width=32 if cpu else 64,  # G's last hidden width, doubled per earlier stage
+      gen_icnr=False,  # ICNR init of G's sub-pixel convs (no checkerboard at the start)
       disc_width=32 if cpu else 64,  # D's first conv width, doubled per stage
       disc_z_hidden=256 if cpu else 1024,
       disc_joint_hidden=512 if cpu else 1024,
@@ -145,10 +153,10 @@ def bigan_fields(config: ml_collections.ConfigDict, scale: str) -> ml_collection
       d_lr_mult=1.0,
       e_lr_mult=1.0,     # E's conv/dense weights (see methods/bigan.optimisers)
       e_bn_lr_mult=1.0,  # E's BatchNorm scale and bias; 0 freezes them
-      standardise_codes=False,  # E's codes: batch-standardised to the prior's marginals
+      standardise_codes=cpu,  # E's codes: batch-standardised to the prior's marginals
       unary_scores=False,  # BigBiGAN: D's loss also on s_x(x) and s_z(z) (models/bigan.py)
       e_optimizer="adam",  # adam | sgd (E only; sgd uses train.momentum, lr train.lr * e_lr_mult)
-      e_start=0.0,  # fraction of the run before E's weights start to move (0: from step 0)
+      e_start=0.5 if cpu else 0.0,  # fraction of the run before E's weights move (0: at once)
       b1=0.5, b2=0.999)
   config.train.update(dict(
       batch_size=128,

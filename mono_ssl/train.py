@@ -62,6 +62,10 @@ def _flat(d, prefix="") -> dict:
   return out
 
 
+# Config fields added after runs were made whose earlier behaviour is not 0/""/False.
+ADDED_FIELD_DEFAULTS = {"bigan.e_optimizer": "adam"}
+
+
 def check_workdir(config, workdir: Path, log: Callable[[str], None] = print) -> None:
   """Refuses a workdir that is unwritable, (nearly) full, or holds another experiment.
 
@@ -89,10 +93,12 @@ def check_workdir(config, workdir: Path, log: Callable[[str], None] = print) -> 
     except json.JSONDecodeError:
       raise UserInputError(f"{saved} is not valid JSON; fix or delete it, or use a new --workdir.") from None
     a, b = _flat(old), _flat(current)
-    # A field added to the configs since the run, at its neutral value (0, "", False), is no change.
+    # A field added to the configs since the run, at its neutral value (0, "", False) or at
+    # the value that means what runs did before it existed, is no change.
     differ = sorted(k for k in set(a) | set(b)
                     if a.get(k) != b.get(k) and not k.startswith(RESUMABLE_FIELDS)
-                    and not (k not in a and b.get(k) in (0, "", False)))
+                    and not (k not in a and (b.get(k) in (0, "", False)
+                                             or b.get(k) == ADDED_FIELD_DEFAULTS.get(k))))
     if differ and all(k.startswith("probe.") for k in differ):
       # The probe settings do not touch pretraining: a finished run is probed again, an
       # unfinished one resumes and is probed with the new protocol.

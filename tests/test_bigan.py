@@ -26,8 +26,9 @@ def tiny_bigan_config(**overrides):
   c.data.max_side = 512
   c.model.width_mult = 0.25
   c.model.hidden = (32, 32)
+  # E moves from step 0: these runs are a few steps long (e_start has its own test).
   c.bigan.update(dict(latent_dim=16, gen_width=8, disc_width=8, disc_z_hidden=32,
-                      disc_joint_hidden=32))
+                      disc_joint_hidden=32, e_start=0.0))
   c.train.update(dict(batch_size=8, num_steps=4, log_every=2, ckpt_every=2, sample_every=2))
   c.probe.update(dict(dataset="bundled_cifar10", limit_per_class=20, epochs=1, batch_size=20,
                       eval_batch_size=100, target_dims=256))
@@ -296,3 +297,37 @@ def test_encoder_sgd_steps_follow_the_gradient_not_its_sign():
   with pytest.raises(UserInputError, match="bigan.e_optimizer='rmsprop'"):
     bigan.create_state(tiny_bigan_config(**{"bigan.e_optimizer": "rmsprop"}), 32,
                        jax.random.key(0), shd.make_mesh(), 1)
+
+
+def test_icnr_generator_starts_as_nearest_neighbour_upsampling():
+  config = tiny_bigan_config(**{"bigan.gen_icnr": True})
+  g = nets.generator_from_config(config)
+  z = jax.random.normal(jax.random.key(1), (4, config.bigan.latent_dim))
+  images, variables = g.init_with_output(jax.random.key(0), z)
+  # The last stage's four sub-pixel positions share filters: every 2x2 block is one colour.
+  for di, dj in ((0, 1), (1, 0), (1, 1)):
+    np.testing.assert_array_equal(images[:, di::2, dj::2], images[:, 0::2, 0::2])
+  # DCGAN's N(0, 0.02) init keeps G's first images within ~1e-4 of grey, but not constant.
+  assert float(jnp.std(images)) > 1e-6
+  # Without ICNR the sub-pixel positions differ (the checkerboard at the start).
+  plain = nets.generator_from_config(tiny_bigan_config()).init_with_output(
+      jax.random.key(0), z)[0]
+  assert float(jnp.abs(plain[:, 1::2, 1::2] - plain[:, 0::2, 0::2]).max()) > 1e-6
+  kernel = variables["params"]["up1"]["kernel"]
+  c = kernel.shape[-1] // 4
+  for k in range(1, 4):
+    np.testing.assert_array_equal(kernel[..., k * c:(k + 1) * c], kernel[..., :c])
+
+
+def test_workdir_of_a_run_made_before_the_new_options_is_still_accepted(tmp_path):
+  config = tiny_bigan_config()
+  saved = json.loads(config.to_json())
+  for field in ("unary_scores", "e_start", "e_optimizer", "gen_icnr"):
+    del saved["bigan"][field]  # a config.json written before these options existed
+  (tmp_path / "config.json").write_text(json.dumps(saved))
+  (tmp_path / "metrics.jsonl").write_text("{}\n")  # outputs: the config binds the workdir
+  train.check_workdir(config, tmp_path, log=lambda s: None)  # the old behaviour: accepted
+  (tmp_path / "config.json").write_text(json.dumps(saved))
+  with pytest.raises(UserInputError, match=r"bigan.e_optimizer: None -> 'sgd'"):
+    train.check_workdir(tiny_bigan_config(**{"bigan.e_optimizer": "sgd"}), tmp_path,
+                        log=lambda s: None)

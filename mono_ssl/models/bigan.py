@@ -22,7 +22,7 @@ E at 224 px (the probes' AlexNet), G and D at 64 px.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable
 
 import flax.linen as nn
 import jax
@@ -82,11 +82,23 @@ def sample_prior(key: jax.Array, shape: tuple[int, ...], prior: str) -> jax.Arra
   return jax.random.normal(key, shape)
 
 
+def icnr(base_init: Callable = _DCGAN_INIT, factor: int = 4) -> Callable:
+  """ICNR init (Aitken et al. 2017) for a sub-pixel conv: each of the `factor` sub-pixel
+  positions starts with the same filters, so the layer starts as a conv followed by
+  nearest-neighbour upsampling, free of the checkerboard that independent filters give."""
+  def init(key, shape, dtype=jnp.float32):
+    base = base_init(key, tuple(shape[:-1]) + (shape[-1] // factor,), dtype)
+    # Channel k * C + c of the conv is sub-pixel position k of output channel c (see _upsample).
+    return jnp.tile(base, (1,) * (len(shape) - 1) + (factor,))
+  return init
+
+
 class Generator(nn.Module):
   """z (B, d) -> images (B, out_size, out_size, 3) in [0, 1]; BN + ReLU between layers."""
   out_size: int = 32
   width: int = 32  # channels of the last hidden layer; doubled per earlier stage
   bn_axis_name: Any = None
+  icnr: bool = False  # ICNR init of the sub-pixel convs (see `icnr`)
 
   @nn.compact
   def __call__(self, z: jax.Array, train: bool = False) -> jax.Array:
@@ -99,16 +111,18 @@ class Generator(nn.Module):
     ch = self.width * 2 ** (n - 1)
     x = nn.Dense(_BASE * _BASE * ch, use_bias=False, kernel_init=_DCGAN_INIT, name="fc")(z)
     x = nn.relu(bn(x.reshape((z.shape[0], _BASE, _BASE, ch)), "fc_bn"))
+    init = icnr() if self.icnr else _DCGAN_INIT
     for i in range(n - 1):
       ch //= 2
-      x = _upsample(x, ch, use_bias=False, name=f"up{i + 1}")
+      x = _upsample(x, ch, use_bias=False, name=f"up{i + 1}", kernel_init=init)
       x = nn.relu(bn(x, f"up{i + 1}_bn"))
-    x = _upsample(x, 3, use_bias=True, name=f"up{n}")
+    x = _upsample(x, 3, use_bias=True, name=f"up{n}", kernel_init=init)
     # DCGAN's tanh, mapped to the patches' [0, 1] range.
     return (jnp.tanh(x) + 1.0) / 2.0
 
 
-def _upsample(x: jax.Array, channels: int, use_bias: bool, name: str) -> jax.Array:
+def _upsample(x: jax.Array, channels: int, use_bias: bool, name: str,
+              kernel_init: Callable = _DCGAN_INIT) -> jax.Array:
   """x2 upsampling by sub-pixel convolution (Shi et al. 2016): a 3x3 conv to 4 * channels
   at the input resolution, then depth-to-space.
 
@@ -117,7 +131,7 @@ def _upsample(x: jax.Array, channels: int, use_bias: bool, name: str) -> jax.Arr
   zero-dilated input.
   """
   b, h, w, _ = x.shape
-  x = nn.Conv(4 * channels, (3, 3), padding="SAME", use_bias=use_bias, kernel_init=_DCGAN_INIT,
+  x = nn.Conv(4 * channels, (3, 3), padding="SAME", use_bias=use_bias, kernel_init=kernel_init,
               name=name)(x)
   x = x.reshape((b, h, w, 2, 2, channels)).transpose((0, 1, 3, 2, 4, 5))
   return x.reshape((b, 2 * h, 2 * w, channels))
@@ -171,7 +185,8 @@ def encoder_from_config(config, bn_axis_name: Any = None) -> AlexNet:
 def generator_from_config(config, bn_axis_name: Any = None) -> Generator:
   """G of `config.bigan`: `gen_size` px output, `gen_width` channels before the last stage."""
   b = config.bigan
-  return Generator(out_size=b.gen_size, width=b.gen_width, bn_axis_name=bn_axis_name)
+  return Generator(out_size=b.gen_size, width=b.gen_width, bn_axis_name=bn_axis_name,
+                   icnr=bool(b.gen_icnr))
 
 
 def discriminator_from_config(config) -> JointDiscriminator:
