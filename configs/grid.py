@@ -18,6 +18,9 @@ project's 2-core CPU shared with the test suite; each run's pretraining + probe)
 supervised 5.1 min, random 1.3, scatnet 7.2, RotNet 6.6-7.3 (13.3 for the first,
 which shared the cores with benchmarks), DeepCluster 4.4-5.2, BiGAN 9.2-10.0:
 1 h 24 min for the 12 runs (estimated before the 2x faster step: 2 h 05-2 h 15).
+The BiGAN rows rerun with the 2026-11-26 CPU recipe (commit 413f764, the
+machine shared with two other jobs): 10.2-12.6 min each (7.4 alone), 1 h 28 min
+for the 12 runs with the re-probes.
 DeepCluster runs 4,000 steps here (~10 epochs of its 50,000-patch set, 10
 clusterings) instead of its config's 6,000, a choice made for the old budget.
 Tiny-ImageNet (64 px, 4x the pixels) costs about 4x per pretraining step, so
