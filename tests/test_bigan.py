@@ -273,6 +273,9 @@ def test_encoder_waits_for_e_start_while_g_and_d_train():
   assert _moved(before["discriminator"], after["discriminator"])
   _, after3, _ = _first_steps(3, **{"bigan.e_start": 0.5})
   assert _moved(before["encoder"]["conv1"], after3["encoder"]["conv1"])
+  with pytest.raises(UserInputError, match=r"bigan.e_start=1.0 must be a fraction"):
+    bigan.create_state(tiny_bigan_config(**{"bigan.e_start": 1.0}), 32, jax.random.key(0),
+                       shd.make_mesh(), 1)
 
 
 def test_encoder_sgd_steps_follow_the_gradient_not_its_sign():

@@ -87,21 +87,21 @@ def optimisers(config, total_steps: int) -> tuple[optax.GradientTransformation,
   # that noise into full-size steps on E's filters.
   e_start = max(0, int(round(b.e_start * total_steps)))
 
-  def adam(mult, start=0):
-    def lr(t):
-      out = schedule(t) * mult
-      return out if not start else jnp.where(t >= start, out, 0.0)
-    return optax.chain(optax.add_decayed_weights(tc.weight_decay),
-                       optax.adam(lr if (mult != 1 or start) else schedule, b1=b.b1, b2=b.b2))
+  def rate(mult, start=0):
+    if mult == 1 and not start:
+      return schedule
+    return lambda t: jnp.where(t >= start, schedule(t) * mult, 0.0)
 
-  def enc(mult, start=0):
+  def adam(mult, start=0):
+    return optax.chain(optax.add_decayed_weights(tc.weight_decay),
+                       optax.adam(rate(mult, start), b1=b.b1, b2=b.b2))
+
+  def enc(mult, start):
     if b.e_optimizer == "adam":
       return adam(mult, start)
     # SGD with the train block's momentum: a step scales with E's (weak) gradient
     # instead of Adam's normalised full-size step.
-    def lr(t):
-      return jnp.where(t >= start, schedule(t) * mult, 0.0)
-    return sgd(lr, tc.momentum, tc.nesterov, tc.weight_decay)
+    return sgd(rate(mult, start), tc.momentum, tc.nesterov, tc.weight_decay)
 
   ge = optax.multi_transform(
       {"generator": adam(1.0), "enc_weights": enc(b.e_lr_mult, e_start),
