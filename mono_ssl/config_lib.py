@@ -150,6 +150,8 @@ def bigan_fields(config: ml_collections.ConfigDict, scale: str) -> ml_collection
       disc_z_hidden=256 if cpu else 1024,
       disc_joint_hidden=512 if cpu else 1024,
       disc_dropout=0.2,
+      disc_mbstd=0,      # ProGAN minibatch-std channel in D over groups of this size (0: off)
+      r1_gamma=0.0,      # R1 penalty gamma/2 E||grad D(x, E(x))||^2 on real pairs (0: off)
       d_lr_mult=1.0,
       e_lr_mult=1.0,     # E's conv/dense weights (see methods/bigan.optimisers)
       e_bn_lr_mult=1.0,  # E's BatchNorm scale and bias; 0 freezes them

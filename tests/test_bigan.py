@@ -325,7 +325,7 @@ def test_icnr_generator_starts_as_nearest_neighbour_upsampling():
 def test_workdir_of_a_run_made_before_the_new_options_is_still_accepted(tmp_path):
   config = tiny_bigan_config()
   saved = json.loads(config.to_json())
-  for field in ("unary_scores", "e_start", "e_optimizer", "gen_icnr"):
+  for field in ("unary_scores", "e_start", "e_optimizer", "gen_icnr", "disc_mbstd", "r1_gamma"):
     del saved["bigan"][field]  # a config.json written before these options existed
   (tmp_path / "config.json").write_text(json.dumps(saved))
   (tmp_path / "metrics.jsonl").write_text("{}\n")  # outputs: the config binds the workdir
@@ -334,3 +334,48 @@ def test_workdir_of_a_run_made_before_the_new_options_is_still_accepted(tmp_path
   with pytest.raises(UserInputError, match=r"bigan.e_optimizer: None -> 'sgd'"):
     train.check_workdir(tiny_bigan_config(**{"bigan.e_optimizer": "sgd"}), tmp_path,
                         log=lambda s: None)
+
+
+def test_minibatch_std_sees_each_group_alone_and_flags_a_collapsed_one():
+  h = jax.random.normal(jax.random.key(0), (8, 4, 4, 5))
+  collapsed = h.at[4:].set(h[4])  # the second group of 4: one image repeated
+  s = nets.minibatch_std(collapsed, 4)
+  assert s.shape == (8, 4, 4, 1)
+  np.testing.assert_allclose(s[4:], 1e-4, rtol=1e-3)  # sqrt(0 + 1e-8)
+  expected = jnp.mean(jnp.sqrt(jnp.var(h[:4], axis=0) + 1e-8))
+  np.testing.assert_allclose(s[:4], expected, rtol=1e-5)  # the first group: its own spread only
+  # D reads that channel: the same images with a collapsed partner group score differently.
+  config = tiny_bigan_config(**{"bigan.disc_mbstd": 4})
+  d = nets.discriminator_from_config(config)
+  x = jax.random.uniform(jax.random.key(1), (8, 32, 32, 3))
+  z = jnp.zeros((8, config.bigan.latent_dim))
+  variables = d.init(jax.random.key(0), x, z)
+  variables = jax.tree.map(lambda a: a * 10, variables)  # away from DCGAN's near-zero init
+  a = d.apply(variables, x, z)
+  b = d.apply(variables, x.at[4:].set(x[4]), z)
+  assert float(jnp.abs(a[4] - b[4])) > 1e-3
+  np.testing.assert_allclose(a[:4], b[:4], rtol=1e-6)  # other groups untouched
+  with pytest.raises(UserInputError, match=r"bigan.disc_mbstd=3 must be 0 \(off\) or divide"):
+    bigan.create_state(tiny_bigan_config(**{"bigan.disc_mbstd": 3}), 32, jax.random.key(0),
+                       shd.make_mesh(), 1)
+
+
+def test_r1_penalises_ds_input_gradient_on_real_pairs_and_moves_only_d():
+  # Two steps so that D's weights are off their near-zero init and R1 is not ~0.
+  before, plain, m_plain = _first_steps(2)
+  _, r1, m_r1 = _first_steps(2, **{"bigan.r1_gamma": 10.0})
+  assert "r1" in m_r1[0] and "r1" not in m_plain[0]
+  # Step 0 is the same forward pass: D's loss differs by exactly the penalty.
+  np.testing.assert_allclose(m_r1[0]["d_loss"] - m_plain[0]["d_loss"], m_r1[0]["r1"],
+                             rtol=1e-4, atol=1e-7)
+  assert m_r1[1]["r1"] > 0
+  assert _moved(plain["discriminator"], r1["discriminator"])
+  # The penalty is D's alone: after one step (same D before it) G and E are unchanged.
+  _, plain1, _ = _first_steps(1)
+  _, r1_1, _ = _first_steps(1, **{"bigan.r1_gamma": 10.0})
+  for side in ("generator", "encoder"):
+    for a, b in zip(jax.tree.leaves(plain1[side]), jax.tree.leaves(r1_1[side])):
+      np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+  with pytest.raises(UserInputError, match=r"bigan.r1_gamma=-1.0 must be >= 0"):
+    bigan.create_state(tiny_bigan_config(**{"bigan.r1_gamma": -1.0}), 32, jax.random.key(0),
+                       shd.make_mesh(), 1)

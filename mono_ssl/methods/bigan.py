@@ -122,6 +122,11 @@ def _check(config, image_size: int) -> None:
     raise UserInputError(f"bigan.e_optimizer={b.e_optimizer!r} is not one of adam, sgd.")
   if not 0.0 <= b.e_start < 1.0:
     raise UserInputError(f"bigan.e_start={b.e_start} must be a fraction of the run in [0, 1).")
+  if b.disc_mbstd < 0 or (b.disc_mbstd and config.train.batch_size % b.disc_mbstd):
+    raise UserInputError(f"bigan.disc_mbstd={b.disc_mbstd} must be 0 (off) or divide "
+                         f"train.batch_size={config.train.batch_size} (e.g. 4).")
+  if not b.r1_gamma >= 0:
+    raise UserInputError(f"bigan.r1_gamma={b.r1_gamma} must be >= 0 (0: no R1 penalty).")
   if b.latent_dim < 1:
     raise UserInputError(f"bigan.latent_dim={b.latent_dim} must be >= 1.")
   nets.num_doublings(b.gen_size)
@@ -146,7 +151,9 @@ def create_state(config, image_size: int, key: jax.Array, mesh, total_steps: int
     z = jnp.zeros((2, b.latent_dim))
     ev = enc.init({"params": ke}, jnp.zeros((2, image_size, image_size, 3)), train=False)
     gv = gen.init({"params": kg}, z, train=False)
-    dv = disc.init({"params": kd}, jnp.zeros((2, b.gen_size, b.gen_size, 3)), z, train=False)
+    nd = 2 * max(1, b.disc_mbstd)  # whole minibatch-std groups
+    dv = disc.init({"params": kd}, jnp.zeros((nd, b.gen_size, b.gen_size, 3)),
+                   jnp.zeros((nd, b.latent_dim)), train=False)
     params = {"encoder": ev["params"], "generator": gv["params"], "discriminator": dv["params"]}
     ge = {"encoder": params["encoder"], "generator": params["generator"]}
     return BiGANState(step=jnp.int32(0), params=params,
@@ -199,6 +206,7 @@ def make_train_step(config=None, axis_name: Any = None) -> Callable:
   prior, latent, gen_size = b.prior, int(b.latent_dim), int(b.gen_size)
   standardise = bool(b.standardise_codes)
   unary = bool(b.unary_scores)
+  r1_gamma = float(b.r1_gamma)
 
   def step(state: BiGANState, images: jax.Array, key: jax.Array):
     k_z, k_enc, k_disc = jax.random.split(key, 3)
@@ -239,20 +247,35 @@ def make_train_step(config=None, axis_name: Any = None) -> Callable:
         # the batch, so each score weighs the same); accuracies on s_xz.
         d_loss, ge_loss = d_loss * 3.0, ge_loss * 3.0
         d_real, d_fake = d_real[:, 0], d_fake[:, 0]
+      r1 = jnp.zeros((), d_loss.dtype)
+      if r1_gamma:
+        # R1 (Mescheder et al. 2018): D's gradient w.r.t. its real inputs (x and E(x),
+        # both held fixed) is penalised, so D cannot grow the unbounded logits
+        # (-57 on fakes at step 150 without it) that leave G and E a useless gradient.
+        def real_score(xr, zr):
+          out = state.discriminator_apply({"params": d_params}, xr, zr, train=True,
+                                          rngs={"dropout": jax.random.fold_in(k_disc, 1)})
+          return jnp.sum(out[:, 0] if unary else out)
+        gx, gz = jax.grad(real_score, argnums=(0, 1))(jax.lax.stop_gradient(x_small),
+                                                      jax.lax.stop_gradient(ez))
+        r1 = 0.5 * r1_gamma * (jnp.sum(jnp.square(gx)) + jnp.sum(jnp.square(gz))) / n
+        d_loss = d_loss + r1
       new_bs = {"encoder": enc_upd["batch_stats"], "generator": gen_upd["batch_stats"]}
-      return (d_loss, ge_loss), (d_real, d_fake, new_bs)
+      return (d_loss, ge_loss), (d_real, d_fake, new_bs, r1)
 
     d_params = state.params["discriminator"]
     ge_params = {"encoder": state.params["encoder"], "generator": state.params["generator"]}
     # One forward pass, two backward passes: each loss is differentiated only
     # with respect to its own side's parameters (XLA drops the unused halves).
-    (d_loss, ge_loss), vjp_fn, (d_real, d_fake, batch_stats) = jax.vjp(
+    (d_loss, ge_loss), vjp_fn, (d_real, d_fake, batch_stats, r1) = jax.vjp(
         losses, d_params, ge_params, has_aux=True)
     one, zero = jnp.ones((), d_loss.dtype), jnp.zeros((), d_loss.dtype)
     d_grads = vjp_fn((one, zero))[0]
     ge_grads = vjp_fn((zero, one))[1]
     metrics = {"loss": ge_loss, "d_loss": d_loss, "g_loss": ge_loss,
                "d_acc_real": jnp.mean(d_real > 0), "d_acc_fake": jnp.mean(d_fake < 0)}
+    if r1_gamma:
+      metrics["r1"] = r1
     if axis_name is not None:
       d_grads, ge_grads, metrics = jax.lax.pmean((d_grads, ge_grads, metrics), axis_name)
     d_updates, d_opt_state = state.d_tx.update(d_grads, state.d_opt_state, d_params)

@@ -93,6 +93,18 @@ def icnr(base_init: Callable = _DCGAN_INIT, factor: int = 4) -> Callable:
   return init
 
 
+def minibatch_std(h: jax.Array, group: int) -> jax.Array:
+  """(B, H, W, C) -> (B, H, W, 1): per group of `group` consecutive images, the std over the
+  group averaged over H, W and C, broadcast to each image of the group."""
+  b = h.shape[0]
+  if b % group:
+    raise ValueError(f"minibatch_std: group {group} does not divide the batch of {b}.")
+  g = h.reshape((b // group, group) + h.shape[1:])
+  std = jnp.sqrt(jnp.var(g, axis=1) + 1e-8)                        # (B/g, H, W, C)
+  s = jnp.mean(std, axis=(1, 2, 3))                                 # (B/g,)
+  return jnp.broadcast_to(jnp.repeat(s, group)[:, None, None, None], h.shape[:3] + (1,))
+
+
 class Generator(nn.Module):
   """z (B, d) -> images (B, out_size, out_size, 3) in [0, 1]; BN + ReLU between layers."""
   out_size: int = 32
@@ -146,6 +158,12 @@ class JointDiscriminator(nn.Module):
   # BigBiGAN's unary scores (Donahue & Simonyan 2019): with `unary`, D also
   # returns s_x(x) (a linear read-out of its x path) and s_z(z) (of its z path).
   unary: bool = False
+  # ProGAN's minibatch standard deviation (Karras et al. 2018): with mbstd = g > 0,
+  # D's x path gains one channel, the mean over features of the std over each
+  # group of g consecutive images. A collapsed G's groups show ~0 spread where
+  # real groups do not, so D can penalise collapse directly. Callers put real and
+  # fake images in separate runs of whole groups (n real then n fake, g | n).
+  mbstd: int = 0
 
   @nn.compact
   def __call__(self, x: jax.Array, z: jax.Array, train: bool = False) -> jax.Array:
@@ -163,6 +181,8 @@ class JointDiscriminator(nn.Module):
       # with it there too, probes came out no better and steps ran slower).
       h = act(nn.Conv(self.width * 2 ** i, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)),
                       kernel_init=_DCGAN_INIT, name=f"conv{i + 1}")(h), drop=False)
+    if self.mbstd:
+      h = jnp.concatenate([h, minibatch_std(h, self.mbstd)], axis=-1)
     h = h.reshape((h.shape[0], -1))
     hz = z
     for i in range(2):
@@ -194,4 +214,4 @@ def discriminator_from_config(config) -> JointDiscriminator:
   b = config.bigan
   return JointDiscriminator(width=b.disc_width, z_hidden=b.disc_z_hidden,
                             joint_hidden=b.disc_joint_hidden, dropout=b.disc_dropout,
-                            unary=bool(b.unary_scores))
+                            unary=bool(b.unary_scores), mbstd=int(b.disc_mbstd))
