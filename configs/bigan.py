@@ -11,9 +11,10 @@ the authors' AlexNet encoder at 224 px with G and D at 64 px, ImageNet
 probes). BiGAN's own fields live under `config.bigan` (latent_dim, prior,
 gen_size, widths, d_lr_mult, Adam betas, and the options measured in the
 README's BiGAN section: standardise_codes, e_start, unary_scores,
-e_optimizer, gen_icnr); `train.lr` is the Adam rate. At scale=cpu E's codes
-are batch-standardised and E starts to learn halfway through the run (with
-Donahue et al.'s recipe E's features probed below its random init here).
+e_optimizer, gen_icnr, disc_mbstd, r1_gamma); `train.lr` is the Adam rate.
+At scale=cpu E's codes are batch-standardised and E starts to learn halfway
+through the run (with Donahue et al.'s recipe E's features probed below its
+random init here).
 PNG grids (samples_<step>.png, recon_<step>.png) go to the workdir every
 train.sample_every steps. Any field can be overridden, e.g.
 --config.train.num_steps=500 --config.bigan.latent_dim=128.

@@ -342,6 +342,8 @@ def test_minibatch_std_sees_each_group_alone_and_flags_a_collapsed_one():
   s = nets.minibatch_std(collapsed, 4)
   assert s.shape == (8, 4, 4, 1)
   np.testing.assert_allclose(s[4:], 1e-4, rtol=1e-3)  # sqrt(0 + 1e-8)
+  with pytest.raises(UserInputError, match=r"bigan.disc_mbstd=4 does not divide .* \(6 = real"):
+    nets.minibatch_std(h[:6], 4)  # e.g. a per-device batch under jax.pmap
   expected = jnp.mean(jnp.sqrt(jnp.var(h[:4], axis=0) + 1e-8))
   np.testing.assert_allclose(s[:4], expected, rtol=1e-5)  # the first group: its own spread only
   # D reads that channel: the same images with a collapsed partner group score differently.

@@ -250,8 +250,11 @@ def make_train_step(config=None, axis_name: Any = None) -> Callable:
       r1 = jnp.zeros((), d_loss.dtype)
       if r1_gamma:
         # R1 (Mescheder et al. 2018): D's gradient w.r.t. its real inputs (x and E(x),
-        # both held fixed) is penalised, so D cannot grow the unbounded logits
-        # (-57 on fakes at step 150 without it) that leave G and E a useless gradient.
+        # both held fixed) is penalised, so D cannot grow the unbounded logits that
+        # leave G and E a useless gradient (with Donahue et al.'s recipe G's loss
+        # reached 57 by step 150). A second D pass on the real half, with its input
+        # gradient, so the step runs at about half the rate; at CPU scale it did not
+        # change the probes (README, "BiGAN at CPU scale").
         def real_score(xr, zr):
           out = state.discriminator_apply({"params": d_params}, xr, zr, train=True,
                                           rngs={"dropout": jax.random.fold_in(k_disc, 1)})

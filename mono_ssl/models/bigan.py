@@ -98,7 +98,9 @@ def minibatch_std(h: jax.Array, group: int) -> jax.Array:
   group averaged over H, W and C, broadcast to each image of the group."""
   b = h.shape[0]
   if b % group:
-    raise ValueError(f"minibatch_std: group {group} does not divide the batch of {b}.")
+    raise UserInputError(f"bigan.disc_mbstd={group} does not divide the batch D sees on one "
+                         f"device ({b} = real + fake); under jax.pmap pick a group size that "
+                         "divides the per-device batch, e.g. 2 or 4.")
   g = h.reshape((b // group, group) + h.shape[1:])
   std = jnp.sqrt(jnp.var(g, axis=1) + 1e-8)                        # (B/g, H, W, C)
   s = jnp.mean(std, axis=(1, 2, 3))                                 # (B/g,)
