@@ -6,7 +6,9 @@ Run (from the repository root; rerun the same command to resume):
 
 Arguments: scale=cpu|paper, probe=cifar10|tiny_imagenet|bundled_cifar10|tfds:<name>
 (the probe set, also the `full` regime's and the supervised baseline's
-training set; at CPU scale Tiny-ImageNet means 64 px patches). Rows:
+training set; at CPU scale Tiny-ImageNet means 64 px patches), seeds=N
+(runs per row, seeds 0..N-1, reported as mean +- standard error; seed k > 0
+in <workdir>/<row>_seed<k>). Rows:
 supervised (labels, configs/supervised.py), random (the AlexNet at
 initialisation: RotNet with train.num_steps=0), scatnet (configs/scatnet.py;
 conv1-conv2 only), then each method in each regime. `--config.only=a,b`
@@ -41,7 +43,7 @@ CPU_STEP_FACTOR = {"tiny_imagenet": 0.5}
 
 
 def get_config(arg: str | None = None):
-  args = config_lib.parse_arg(arg, scale="cpu", probe="cifar10")
+  args = config_lib.parse_arg(arg, scale="cpu", probe="cifar10", seeds=1)
 
   def steps(method: str) -> dict:
     if args.scale != "cpu":
@@ -55,5 +57,7 @@ def get_config(arg: str | None = None):
   ]
   runs += [grid.run_spec(f"{m}_{r}", m, f"regime={r}", f"{m} ({r})", steps(m))
            for m in METHODS for r in REGIMES]
-  return grid.grid_config(runs, args.scale, args.probe,
-                          title=f"scale {args.scale}: linear probes on {args.probe}")
+  config = grid.grid_config(runs, args.scale, args.probe,
+                            title=f"scale {args.scale}: linear probes on {args.probe}")
+  config.seeds = args.seeds
+  return config

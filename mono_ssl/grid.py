@@ -27,6 +27,7 @@ import importlib.util
 import json
 import logging
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -37,7 +38,7 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
-from mono_ssl import config_lib, images, report, scatnet, train
+from mono_ssl import config_lib, curves, images, report, scatnet, train
 from mono_ssl.errors import TrainingDiverged, UserInputError
 from mono_ssl.models.alexnet import LAYER_NAMES
 
@@ -48,11 +49,20 @@ PROBE_SIDES = {"bundled_cifar10": 32, "cifar10": 32, "tiny_imagenet": 64}  # ima
 
 
 def run_spec(name: str, config: str, arg: str = "", label: str = "",
-             overrides: dict | None = None) -> dict:
-  """One run: configs/<config>.py:<arg> (the grid adds scale=), then `overrides`
-  ({"train.num_steps": 1000, ...}); `label` names its row in the tables (default: name)."""
+             overrides: dict | None = None, seeds: int = 0) -> dict:
+  """One row: configs/<config>.py:<arg> (the grid adds scale=), then `overrides`
+  ({"train.num_steps": 1000, ...}); `label` names its row in the tables (default: name);
+  `seeds` runs of it (seed 0, 1, ...; 0 = the grid's `seeds`), reported as mean +- s.e."""
   return {"name": name, "label": label or name, "config": config, "arg": arg,
-          "overrides": dict(overrides or {})}
+          "overrides": dict(overrides or {}), "seeds": int(seeds)}
+
+
+def seed_runs(grid, spec: dict) -> list[tuple[int, str]]:
+  """(seed, workdir name) of each run of a row: seed 0 in `<name>`, seed k in `<name>_seed<k>`."""
+  n = spec.get("seeds") or grid.seeds
+  if n < 1:
+    raise UserInputError(f"seeds={n} for row {spec['name']!r} must be >= 1.")
+  return [(k, spec["name"] if k == 0 else f"{spec['name']}_seed{k}") for k in range(n)]
 
 
 def check_probe(probe: str) -> None:
@@ -73,6 +83,11 @@ def grid_config(runs: list[dict], scale: str = "cpu", probe: str = "cifar10",
   c.data_dir = ""      # folder of the probe sets ('' = ../shared/data or $MONO_SSL_DATA_DIR)
   c.only = ""          # comma-separated run names to run and report ('' = all)
   c.configs_dir = ""   # where the runs' config files are ('' = this repository's configs/)
+  c.seeds = 1          # runs per row (seeds 0..seeds-1) where a row does not set its own
+  # The rows the fraction of supervision, (x - random) / (supervised - random), is computed from.
+  c.supervised_row = "supervised"
+  c.random_row = "random"
+  c.results_dir = ""   # also copy the small outputs (no checkpoints) here, e.g. results/<grid name>
   c.runs = list(runs)  # stays a list of plain dicts, so overrides may use dotted keys
   _unique_names(c.runs)
   c.lock()
@@ -122,8 +137,9 @@ def apply_overrides(config, overrides: dict, where: str) -> None:
                            f"({type(e).__name__}: {str(e).splitlines()[0][:120]}).") from None
 
 
-def run_config(grid, spec: dict):
-  """The locked config of one run: its file at the grid's scale and probe set, then its overrides."""
+def run_config(grid, spec: dict, seed: int = 0):
+  """The locked config of one run: its file at the grid's scale and probe set, its overrides,
+  then `seed` (the run's `seed` and `probe.seed`)."""
   where = f"run {spec['name']!r}"
   path = (Path(grid.configs_dir) if grid.configs_dir else CONFIGS_DIR) / f"{spec['config']}.py"
   if not path.is_file():
@@ -144,6 +160,8 @@ def run_config(grid, spec: dict):
     cfg.probe.crop_size, cfg.probe.ten_crop, cfg.probe.image_size = 0, False, 0
     cfg.data.image_size = 0  # small enough to hold in memory at their own size
   apply_overrides(cfg, spec.get("overrides", {}), where)
+  if seed:
+    cfg.seed, cfg.probe.seed = cfg.seed + seed, cfg.probe.seed + seed
   return cfg
 
 
@@ -198,40 +216,42 @@ def _wall(workdir: Path, results: dict) -> float:
 
 
 def run_grid(config, workdir: str | os.PathLike, log: Callable[[str], None] = print) -> dict:
-  """Runs every unfinished run of the grid, then writes the grid's four outputs. Returns their JSON."""
+  """Runs every unfinished run of the grid, then writes the grid's outputs. Returns their JSON."""
   workdir = Path(workdir)
   check_probe(config.probe)
   specs = selected_runs(config)
-  cfgs = [(spec, run_config(config, spec)) for spec in specs]  # bad input fails before any run
+  # Every run of every row (one per seed); bad input fails before any run.
+  units = [(spec, seed, name, run_config(config, spec, seed))
+           for spec in specs for seed, name in seed_runs(config, spec)]
   workdir.mkdir(parents=True, exist_ok=True)
   # Finished runs first, before any run: results made by another config are refused now,
   # not hours in; a new probe protocol alone archives a run's old probes (it is re-probed).
-  for spec, cfg in cfgs:
-    if (workdir / spec["name"] / FINISHED).exists():
-      train.check_workdir(cfg, workdir / spec["name"], log)
-  pending = [s["name"] for s, _ in cfgs if not (workdir / s["name"] / FINISHED).exists()]
-  log(f"grid: {len(cfgs)} runs in {workdir}, {len(pending)} to run"
+  for _, _, name, cfg in units:
+    if (workdir / name / FINISHED).exists():
+      train.check_workdir(cfg, workdir / name, log)
+  pending = [name for _, _, name, _ in units if not (workdir / name / FINISHED).exists()]
+  log(f"grid: {len(units)} runs in {workdir}, {len(pending)} to run"
       + (f" ({', '.join(pending)})" if pending else ""))
   # Missing data fails now, not after hours of other runs: the probe set (decoded once,
   # cached for the runs) and every pending run's source images (paths only).
-  for spec, cfg in cfgs:
-    if spec["name"] in pending and cfg.regime in ("single", "deca"):
+  for _, _, name, cfg in units:
+    if name in pending and cfg.regime in ("single", "deca"):
       images.resolve_image_paths(cfg.data.images or ("deca" if cfg.regime == "deca" else "default"))
   if pending:
-    train.load_probe_data(next(c for s, c in cfgs if s["name"] in pending))
-  rows, failed = [], []
-  for i, (spec, cfg) in enumerate(cfgs, 1):
-    name, sub = spec["name"], workdir / spec["name"]
+    train.load_probe_data(next(c for _, _, n, c in units if n in pending))
+  done, failed = {}, []
+  for i, (_, seed, name, cfg) in enumerate(units, 1):
+    sub = workdir / name
     if (sub / FINISHED).exists():
       results = json.loads((sub / FINISHED).read_text())
-      log(f"[{i}/{len(cfgs)}] {name}: finished earlier, read from {sub / FINISHED}")
+      log(f"[{i}/{len(units)}] {name}: finished earlier, read from {sub / FINISHED}")
     else:
-      log(f"[{i}/{len(cfgs)}] {name}: running in {sub}")
+      log(f"[{i}/{len(units)}] {name}: running in {sub}")
       t0 = time.time()
       try:
         results = train.train_and_evaluate(cfg, sub, log=log)
       except TrainingDiverged as e:  # one diverged run should not cost the rest of the grid
-        log(f"[{i}/{len(cfgs)}] {name}: failed: {e}")
+        log(f"[{i}/{len(units)}] {name}: failed: {e}")
         failed.append({"name": name, "error": str(e)})
         continue
       wall = time.time() - t0
@@ -239,11 +259,82 @@ def run_grid(config, workdir: str | os.PathLike, log: Callable[[str], None] = pr
         wall += results["pretrain"].get("grid_wall_s_without_probes", results["pretrain"]["wall_s"])
       report.write_json(sub / "grid_run.json", {"wall_s": wall})
     info = results["pretrain"]
-    rows.append({"name": name, "label": spec["label"], "method": cfg.method, "regime": cfg.regime,
-                 "workdir": str(sub), "results": results["trained"], "steps": info["steps"],
-                 "wall_s": _wall(sub, results), "images_per_s": info["images_per_s"],
-                 "config": json.loads(cfg.to_json()), "conv1": conv1_filters(cfg, sub)})
-  return write_grid_results(workdir, config, rows, failed)
+    done[name] = {"name": name, "seed": seed, "workdir": str(sub), "results": results["trained"],
+                  "steps": info["steps"], "wall_s": _wall(sub, results),
+                  "images_per_s": info["images_per_s"],
+                  "curve_wall_s": info.get("curve_wall_s"),
+                  "curve": curves.read_curve(sub / curves.CURVE_FILE),
+                  "config": json.loads(cfg.to_json()), "conv1": conv1_filters(cfg, sub)}
+  rows = []
+  for spec in specs:
+    seeds = [done[n] for _, n in seed_runs(config, spec) if n in done]
+    if seeds:
+      rows.append(aggregate_row(spec, seeds))
+  out = write_grid_results(workdir, config, rows, failed)
+  if config.results_dir:
+    export_results(workdir, Path(config.results_dir), out, log)
+  return out
+
+
+def aggregate_row(spec: dict, seeds: list[dict]) -> dict:
+  """One table row from its seeds' runs: top-1/top-5 means per layer, their standard errors
+  (s.d. / sqrt(n), ddof 1; 0 with one seed) and each seed's own results."""
+  first = seeds[0]
+  results, se = {}, {}
+  for layer in first["results"]:
+    vals = {m: np.array([s["results"][layer][m] for s in seeds]) for m in ("top1", "top5")}
+    results[layer] = {m: float(v.mean()) for m, v in vals.items()}
+    if "dims" in first["results"][layer]:
+      results[layer]["dims"] = first["results"][layer]["dims"]
+    se[layer] = {m: float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0.0
+                 for m, v in vals.items()}
+  return {"name": spec["name"], "label": spec["label"], "method": first["config"]["method"],
+          "regime": first["config"]["regime"], "workdir": first["workdir"], "results": results,
+          "se": se, "n_seeds": len(seeds), "steps": first["steps"],
+          "wall_s": sum(s["wall_s"] for s in seeds),
+          "images_per_s": first["images_per_s"], "config": first["config"], "conv1": first["conv1"],
+          "seeds": [{k: v for k, v in s.items() if k not in ("config", "conv1")} for s in seeds]}
+
+
+def supervision_fractions(rows: list[dict], supervised: str, random: str) -> dict:
+  """{row name: {layer: (x - random) / (supervised - random)}} of the top-1 means, for every
+  row but the two references; {} when the grid lacks either of them."""
+  by_name = {r["name"]: r for r in rows}
+  if supervised not in by_name or random not in by_name:
+    return {}
+  sup, rnd = by_name[supervised]["results"], by_name[random]["results"]
+  out = {}
+  for r in rows:
+    if r["name"] in (supervised, random):
+      continue
+    out[r["name"]] = {l: (v["top1"] - rnd[l]["top1"]) / (sup[l]["top1"] - rnd[l]["top1"])
+                      for l, v in r["results"].items()
+                      if l in sup and l in rnd and sup[l]["top1"] != rnd[l]["top1"]}
+  return out
+
+
+# A run's small outputs kept with the grid's results (never checkpoints).
+RUN_OUTPUTS = ("probe_results.json", "probe_results.md", curves.CURVE_FILE, curves.CURVE_PLOT,
+               "metrics.jsonl", "config.json")
+GRID_OUTPUTS = ("grid_results.json", "grid_results.md", "grid_layers.png", "conv1_filters.png",
+                "grid_fraction.png", "grid_curves.png")
+
+
+def export_results(workdir: Path, dest: Path, out: dict, log: Callable[[str], None] = print) -> None:
+  """Copies the grid's outputs and each run's small files to `dest` (e.g. results/<grid name>/):
+  small enough for the repository, so results outlive the machine that made them."""
+  dest.mkdir(parents=True, exist_ok=True)
+  for name in GRID_OUTPUTS:
+    if (workdir / name).exists():
+      shutil.copy2(workdir / name, dest / name)
+  for row in out["runs"]:
+    for run in row["seeds"]:
+      sub, target = Path(run["workdir"]), dest / run["name"]
+      target.mkdir(exist_ok=True)
+      for name in RUN_OUTPUTS:
+        if (sub / name).exists():
+          shutil.copy2(sub / name, target / name)
+  log(f"grid: small outputs copied to {dest}")
 
 
 def _hms(s: float) -> str:
@@ -251,22 +342,60 @@ def _hms(s: float) -> str:
   return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
 
 
+def _cell(row: dict, layer: str, metric: str) -> str:
+  v = row["results"][layer][metric]
+  return f"{v:.1f} ± {row['se'][layer][metric]:.1f}" if row.get("n_seeds", 1) > 1 else f"{v:.1f}"
+
+
+def seeds_table(rows: list[dict], layers, metric: str) -> str:
+  """Markdown: mean (± s.e. where a row has several seeds) per layer, best mean in bold."""
+  best = {l: max((r["results"][l][metric] for r in rows if l in r["results"]), default=None)
+          for l in layers}
+  lines = ["| | seeds | " + " | ".join(layers) + " |", "|---|---:|" + "---:|" * len(layers)]
+  for r in rows:
+    cells = [("–" if l not in r["results"] else
+              f"**{_cell(r, l, metric)}**" if r["results"][l][metric] == best[l] else _cell(r, l, metric))
+             for l in layers]
+    lines.append(f"| {r['label']} | {r.get('n_seeds', 1)} | " + " | ".join(cells) + " |")
+  return "\n".join(lines) + "\n"
+
+
+def fraction_table(rows: list[dict], fractions: dict, layers, supervised: str, random: str) -> str:
+  """Markdown: the fraction of supervision's gain each row recovers per layer."""
+  labels = {r["name"]: r["label"] for r in rows}
+  lines = ["| | " + " | ".join(layers) + " |", "|---|" + "---:|" * len(layers)]
+  for name, f in fractions.items():
+    lines.append(f"| {labels[name]} | " + " | ".join(f"{f[l]:.2f}" if l in f else "–" for l in layers)
+                 + " |")
+  return (f"Fraction of supervision's gain, (x − {labels[random]}) / ({labels[supervised]} − "
+          f"{labels[random]}), of the top-1 means (1.00: as good as labels; 0: no better than random)"
+          "\n\n" + "\n".join(lines) + "\n")
+
+
 def write_grid_results(workdir: Path, config, rows: list[dict], failed: list[dict]) -> dict:
-  """grid_results.{json,md}, grid_layers.png and conv1_filters.png from the runs' rows."""
+  """grid_results.{json,md}, grid_layers.png, conv1_filters.png, and where the grid has them
+  grid_fraction.png (the fraction of supervision per layer) and grid_curves.png (each row's
+  seed-0 learning curve), from the rows (`aggregate_row`)."""
   title = config.title or f"scale {config.scale}: linear probes on {config.probe}"
   table = {r["label"]: r["results"] for r in rows}
+  fractions = supervision_fractions(rows, config.supervised_row, config.random_row)
   out = {"title": title, "scale": config.scale, "probe": config.probe, "layers": list(LAYER_NAMES),
          "runs": [{k: v for k, v in r.items() if k != "conv1"} for r in rows], "failed": failed,
+         "fraction_of_supervision": {"supervised_row": config.supervised_row,
+                                     "random_row": config.random_row, "rows": fractions},
          "total_wall_s": sum(r["wall_s"] for r in rows)}
   report.write_json(workdir / "grid_results.json", out)
-  md = [f"# {title}\n", "Top-1 accuracy (%) of linear probes on each layer (best of each column "
-        "in bold; – where a trunk has no such layer)\n",
-        report.markdown_table(table, LAYER_NAMES, "top1", bold_best=True),
-        "\nTop-5 accuracy (%)\n", report.markdown_table(table, LAYER_NAMES, "top5", bold_best=True),
-        "\nRuns\n", "| row | run (workdir) | steps | wall time | images/s |", "|---|---|---:|---:|---:|"]
+  md = [f"# {title}\n", "Top-1 accuracy (%) of linear probes on each layer: mean ± standard error "
+        "over seeds where a row has several (best mean of each column in bold; – where a trunk "
+        "has no such layer)\n", seeds_table(rows, LAYER_NAMES, "top1")]
+  if fractions:
+    md += ["", fraction_table(rows, fractions, LAYER_NAMES, config.supervised_row, config.random_row)]
+  md += ["\nTop-5 accuracy (%)\n", seeds_table(rows, LAYER_NAMES, "top5"),
+         "\nRuns\n", "| row | run (workdir) | steps | wall time | images/s |", "|---|---|---:|---:|---:|"]
   for r in rows:
-    ips = f"{r['images_per_s']:.0f}" if r["images_per_s"] else "–"
-    md.append(f"| {r['label']} | {r['name']} | {r['steps']} | {_hms(r['wall_s'])} | {ips} |")
+    for run in r.get("seeds", [r]):
+      ips = f"{run['images_per_s']:.0f}" if run["images_per_s"] else "–"
+      md.append(f"| {r['label']} | {run['name']} | {run['steps']} | {_hms(run['wall_s'])} | {ips} |")
   md.append(f"\nTotal wall time of the runs: {_hms(out['total_wall_s'])}.")
   if failed:
     md.append("\nFailed (rerun the command to retry): "
@@ -275,6 +404,14 @@ def write_grid_results(workdir: Path, config, rows: list[dict], failed: list[dic
   report.plot_layers(workdir / "grid_layers.png", table, LAYER_NAMES, title)
   report.plot_filters(workdir / "conv1_filters.png", {r["label"]: r["conv1"] for r in rows},
                       f"conv1 filters ({title})")
+  if fractions:
+    labels = {r["name"]: r["label"] for r in rows}
+    report.plot_fractions(workdir / "grid_fraction.png",
+                          {labels[n]: f for n, f in fractions.items()}, LAYER_NAMES,
+                          f"fraction of supervision ({title})")
+  run_curves = {r["label"]: r["seeds"][0]["curve"] for r in rows if r.get("seeds")}
+  if any(len(c) > 1 for c in run_curves.values()):
+    curves.plot_curves(workdir / "grid_curves.png", run_curves, f"learning curves ({title})")
   return out
 
 

@@ -1,8 +1,9 @@
 """Linear probes on frozen conv1..conv5 features (the authors' `linear-probes` protocol).
 
-Each probe: max-pool the tapped feature map to about `target_dims` values,
-BatchNorm without scale or offset, one linear layer (Xavier-uniform, zero
-bias). The trunk is frozen: its features pass through `stop_gradient` and its
+Each probe: max-pool the tapped feature map to about `target_dims` values
+(the same size at every layer, within `DIMS_TOLERANCE`), BatchNorm without
+scale or offset per channel of the pooled map (the authors' `BatchNorm2d`),
+one linear layer (Xavier-uniform, zero bias). The trunk is frozen: its features pass through `stop_gradient` and its
 BatchNorm runs in inference mode. The five heads train together on the sum of
 their cross-entropies, with SGD (momentum 0.9, weight decay 1e-5) and a
 step-wise learning rate.
@@ -49,20 +50,116 @@ def pool_params(size: int, channels: int, target_dims: int) -> tuple[int, int, i
   return best[1]
 
 
+# Probe sizes may differ from probe.target_dims by this fraction at most (the paper's
+# 9,216-9,600 dims are within 4.2%); a layer whose best pooling misses it is refused.
+DIMS_TOLERANCE = 0.10
+
+
+def grid_params(height: int, width: int, channels: int, target_dims: int) -> tuple[int, int]:
+  """(rows, cols) of an adaptive max-pool whose rows * cols * channels comes closest to
+  target_dims; ties go to the squarer grid, then fewer rows.
+
+  For maps too small for the authors' strided pool to land near the target
+  (a 3x3x96 map has 96, 384 or 864 values as a square): rectangular output
+  grids reach any multiple of the channel count up to the whole map.
+  """
+  best = None
+  for r in range(1, height + 1):
+    for c in range(1, width + 1):
+      cost = (abs(r * c * channels - target_dims), abs(r - c), r)
+      if best is None or cost < best[0]:
+        best = (cost, (r, c))
+  return best[1]
+
+
+def pool_dims(spec: tuple, height: int, width: int, channels: int) -> int:
+  """The number of values a probe pool `spec` (see `ProbeHeads`) leaves of an (H, W, C) map."""
+  if len(spec) == 2:
+    return spec[0] * spec[1] * channels
+  k, s, p = spec
+  return ((height + 2 * p - k) // s + 1) * ((width + 2 * p - k) // s + 1) * channels
+
+
+def probe_pool(height: int, width: int, channels: int, target_dims: int) -> tuple:
+  """The pool of one probe: the authors' strided square pool where it lands within
+  DIMS_TOLERANCE of target_dims (at 224 px their table exactly), else the adaptive
+  grid closest to it (which may still miss a target larger than the whole map).
+  """
+  window = pool_params(min(height, width), channels, target_dims)
+  if abs(pool_dims(window, height, width, channels) - target_dims) <= DIMS_TOLERANCE * target_dims:
+    return window
+  return grid_params(height, width, channels, target_dims)
+
+
+def probe_pools(shapes: dict, layers, target_dims: int) -> tuple:
+  """((layer, spec), ...) for the probed layers' (B, H, W, C) feature shapes, every
+  probe within DIMS_TOLERANCE of target_dims; a map too small for it is refused
+  with the largest target every layer can meet."""
+  pools, missed = [], []
+  for name in layers:
+    _, h, w, c = shapes[name]
+    spec = probe_pool(h, w, c, target_dims)
+    dims = pool_dims(spec, h, w, c)
+    if abs(dims - target_dims) > DIMS_TOLERANCE * target_dims:
+      missed.append(f"{name} ({h}x{w}x{c} map: {dims} values at the closest)")
+    pools.append((name, spec))
+  if missed:
+    near = nearest_feasible_target(shapes, layers, target_dims)
+    fix = (f"set probe.target_dims={near} (the closest size every layer's probe can have)"
+           if near else "probe fewer layers (probe.layers)")
+    raise UserInputError(f"probe.target_dims={target_dims} cannot be met within {DIMS_TOLERANCE:.0%} "
+                         f"by {', '.join(missed)}; {fix}.")
+  return tuple(pools)
+
+
+def nearest_feasible_target(shapes: dict, layers, target_dims: int) -> int | None:
+  """The target closest to `target_dims` that every layer's pool meets within DIMS_TOLERANCE."""
+  sizes = {}
+  for n in layers:
+    _, h, w, c = shapes[n]
+    sizes[n] = np.array(sorted({r * q * c for r in range(1, h + 1) for q in range(1, w + 1)}))
+  candidates = np.unique(np.concatenate(list(sizes.values())))
+  ok = []
+  for t in candidates:
+    if all(np.min(np.abs(v - t)) <= DIMS_TOLERANCE * t for v in sizes.values()):
+      ok.append(int(t))
+  return min(ok, key=lambda t: (abs(t - target_dims), t)) if ok else None
+
+
+def adaptive_max_pool(x: jax.Array, rows: int, cols: int) -> jax.Array:
+  """(B, H, W, C) -> (B, rows, cols, C): torch's AdaptiveMaxPool2d bins
+  [floor(i H / rows), ceil((i + 1) H / rows)), likewise along W."""
+  h, w = x.shape[1], x.shape[2]
+  def bins(n, m):
+    return [(i * n // m, -(-(i + 1) * n // m)) for i in range(m)]
+  out = [[jnp.max(x[:, a:b, c:d], axis=(1, 2)) for c, d in bins(w, cols)] for a, b in bins(h, rows)]
+  return jnp.stack([jnp.stack(row, axis=1) for row in out], axis=1)
+
+
 class ProbeHeads(nn.Module):
-  """Max-pool -> BatchNorm(no affine) -> Dense, one head per tapped layer."""
+  """Max-pool -> BatchNorm (per channel, no affine) -> flatten -> Dense, one head per tapped layer.
+
+  pools: ((layer, spec), ...); spec (k, s, p) is a square max-pool window k,
+  stride s, zero padding p (the authors' probes); spec (rows, cols) an
+  adaptive max-pool to that output grid (`adaptive_max_pool`).
+  """
   num_classes: int
-  pools: Any  # tuple of (layer, (kernel, stride, pad))
+  pools: Any  # tuple of (layer, (kernel, stride, pad) or (rows, cols))
   bn_axis_name: Any = None
 
   @nn.compact
   def __call__(self, feats: dict, train: bool = False) -> dict:
     logits = {}
-    for name, (k, s, p) in self.pools:
-      f = nn.max_pool(feats[name], (k, k), strides=(s, s), padding=((p, p), (p, p)))
-      f = f.reshape((f.shape[0], -1))
+    for name, spec in self.pools:
+      if len(spec) == 2:
+        f = adaptive_max_pool(feats[name], *spec)
+      else:
+        k, s, p = spec
+        f = nn.max_pool(feats[name], (k, k), strides=(s, s), padding=((p, p), (p, p)))
+      # Statistics per channel over (batch, rows, cols), as BatchNorm2d on the pooled map.
       f = nn.BatchNorm(use_running_average=not train, use_scale=False, use_bias=False,
                        momentum=0.9, axis_name=self.bn_axis_name, name=f"{name}_bn")(f)
+      f = f.reshape((f.shape[0], -1))
       logits[name] = nn.Dense(self.num_classes, kernel_init=nn.initializers.xavier_uniform(),
                               name=f"{name}_linear")(f)
     return logits
@@ -179,11 +276,14 @@ def make_eval_step(trunk_apply: Callable, heads: ProbeHeads, crop: int | None = 
   return evaluate
 
 
-def run_linear_probes(trunk_apply: Callable, trunk_vars: Any,
-                      train: LabelledImages | StreamingImages,
-                      test: LabelledImages | StreamingImages, cfg: ProbeConfig, mesh=None,
-                      log: Callable[[str], None] = print) -> dict:
-  """Trains the five probes on `train`, returns {layer: {"top1": %, "top5": %}} on all of `test`.
+class LinearProbe:
+  """The five probes of one trunk architecture on one (train, test) pair, compiled once.
+
+  `probe(trunk_vars)` trains fresh heads on `train` and returns
+  {layer: {"top1": %, "top5": %, "dims": probe size}} on all of `test`. The
+  jitted functions are built here, so probing many checkpoints of one run
+  (the learning curve) compiles once; given the same trunk variables the
+  result is the same on every call.
 
   Train-time augmentation: random-resized crop (scale `crop_scale`, resized to
   `crop_size`, default the images' side) and horizontal flip, on device.
@@ -191,98 +291,122 @@ def run_linear_probes(trunk_apply: Callable, trunk_vars: Any,
   mean logits of ten crops. Every test example counts: the last batch is
   padded and masked.
   """
-  mesh = mesh or shd.make_mesh()
-  shd.check_batch_size(cfg.batch_size, mesh, "probe.batch_size")
-  shd.check_batch_size(cfg.eval_batch_size, mesh, "probe.eval_batch_size")
-  repl, bsh = shd.replicated(mesh), shd.batch_sharded(mesh)
-  n_train, size = len(train), image_side(train)
-  crop = cfg.crop_size or size
-  test_side = (test.side if isinstance(test, StreamingImages)
-               else min(test.images.shape[1], test.images.shape[2]))
-  if not 1 <= crop <= min(size, test_side):
-    raise UserInputError(f"probe.crop_size={cfg.crop_size} must be between 1 and the images' side "
-                         f"({size} px train, {test_side} px test); 0 uses the images' side.")
-  if n_train < cfg.batch_size:
-    raise UserInputError(f"probe.batch_size={cfg.batch_size} exceeds the {n_train} training "
-                         f"images of {train.name}; lower probe.batch_size.")
-  trunk_vars = jax.device_put(trunk_vars, repl)  # already global arrays: a no-op or a reshard
 
-  # Pool sizes come from the feature shapes at the probe's input size.
-  feat_shapes = jax.eval_shape(lambda v, x: trunk_apply(v, x, train=False, head=False)[1], trunk_vars,
-                               jax.ShapeDtypeStruct((1, crop, crop, 3), jnp.float32))
-  pools = tuple((n, pool_params(feat_shapes[n].shape[1], feat_shapes[n].shape[3], cfg.target_dims))
-                for n in cfg.layers)
-  heads = ProbeHeads(num_classes=train.num_classes, pools=pools)
-  steps_per_epoch = n_train // cfg.batch_size
-  total = steps_per_epoch * cfg.epochs
-  tx = sgd(sgd_schedule(cfg.lr, total, cfg.lr_boundaries, cfg.lr_decay), cfg.momentum, False,
-           cfg.weight_decay)
+  def __init__(self, trunk_apply: Callable, trunk_vars: Any,
+               train: LabelledImages | StreamingImages, test: LabelledImages | StreamingImages,
+               cfg: ProbeConfig, mesh=None, log: Callable[[str], None] = print):
+    """trunk_vars: any variables of the architecture (only their shapes are read here)."""
+    mesh = mesh or shd.make_mesh()
+    shd.check_batch_size(cfg.batch_size, mesh, "probe.batch_size")
+    shd.check_batch_size(cfg.eval_batch_size, mesh, "probe.eval_batch_size")
+    self.train, self.test, self.cfg, self.mesh, self.log = train, test, cfg, mesh, log
+    self.trunk_apply = trunk_apply
+    repl, bsh = shd.replicated(mesh), shd.batch_sharded(mesh)
+    n_train, size = len(train), image_side(train)
+    crop = self.crop = cfg.crop_size or size
+    test_side = (test.side if isinstance(test, StreamingImages)
+                 else min(test.images.shape[1], test.images.shape[2]))
+    if not 1 <= crop <= min(size, test_side):
+      raise UserInputError(f"probe.crop_size={cfg.crop_size} must be between 1 and the images' side "
+                           f"({size} px train, {test_side} px test); 0 uses the images' side.")
+    if n_train < cfg.batch_size:
+      raise UserInputError(f"probe.batch_size={cfg.batch_size} exceeds the {n_train} training "
+                           f"images of {train.name}; lower probe.batch_size.")
+    # Pool sizes come from the feature shapes at the probe's input size.
+    feat_shapes = jax.eval_shape(lambda v, x: trunk_apply(v, x, train=False, head=False)[1], trunk_vars,
+                                 jax.ShapeDtypeStruct((1, crop, crop, 3), jnp.float32))
+    shapes = {n: feat_shapes[n].shape for n in cfg.layers}
+    pools = probe_pools(shapes, cfg.layers, cfg.target_dims)
+    self.dims = {n: pool_dims(spec, *shapes[n][1:]) for n, spec in pools}
+    self.heads = heads = ProbeHeads(num_classes=train.num_classes, pools=pools)
+    self.steps_per_epoch = n_train // cfg.batch_size
+    tx = sgd(sgd_schedule(cfg.lr, self.steps_per_epoch * cfg.epochs, cfg.lr_boundaries, cfg.lr_decay),
+             cfg.momentum, False, cfg.weight_decay)
 
-  def init(key):
-    _, feats = trunk_apply(trunk_vars, jnp.zeros((2, crop, crop, 3)), train=False, head=False)
-    v = heads.init(key, feats, train=False)
-    return TrainState(step=jnp.int32(0), params=v["params"], batch_stats=v["batch_stats"],
-                      opt_state=tx.init(v["params"]), apply_fn=heads.apply, tx=tx)
+    def init(trunk_vars, key):
+      _, feats = trunk_apply(trunk_vars, jnp.zeros((2, crop, crop, 3)), train=False, head=False)
+      v = heads.init(key, feats, train=False)
+      return TrainState(step=jnp.int32(0), params=v["params"], batch_stats=v["batch_stats"],
+                        opt_state=tx.init(v["params"]), apply_fn=heads.apply, tx=tx)
 
-  state = jax.jit(init, out_shardings=repl)(jax.random.key(cfg.seed))
-  step = jax.jit(make_probe_step(trunk_apply, heads), donate_argnums=0,
-                 in_shardings=(repl, repl, bsh, bsh, repl), out_shardings=(repl, repl))
-  aug = AugmentConfig(out_size=crop, patch_size=size, initial_crop=False, rrc=False, affine=False,
-                      method_crop=True, method_crop_scale=cfg.crop_scale, flip=cfg.flip,
-                      jitter_prob=0.0, antialias=False)
-  aug_key = jax.random.key(cfg.seed + 1)
-  streamed = isinstance(train, StreamingImages)
-  if streamed:
-    # Only this batch's images are on device; `image_ids` points each crop at its
-    # image, and the crop's randomness still comes from its global index, so a
-    # stream gives the crops of the in-memory path.
-    crop = jax.jit(lambda b, idx: sample_geometry(
-        b, aug, aug_key, idx, image_ids=jnp.arange(idx.shape[0], dtype=jnp.int32)),
-                   out_shardings=bsh)
-  else:
-    bank = shd.to_global(ImageBank.from_images_array(train.images), repl)
-    labels_dev = shd.to_global(np.asarray(train.labels, np.int32), repl)
-    crop = jax.jit(lambda b, lab, idx: (sample_geometry(b, aug, aug_key, idx), lab[idx % n_train]),
-                   out_shardings=(bsh, bsh))
+    self._init = jax.jit(init, out_shardings=repl)
+    self._step = jax.jit(make_probe_step(trunk_apply, heads), donate_argnums=0,
+                         in_shardings=(repl, repl, bsh, bsh, repl), out_shardings=(repl, repl))
+    self._evaluate = jax.jit(make_eval_step(trunk_apply, heads, cfg.crop_size or None, cfg.ten_crop),
+                             in_shardings=(repl, repl, bsh, bsh, bsh))
+    aug = AugmentConfig(out_size=crop, patch_size=size, initial_crop=False, rrc=False, affine=False,
+                        method_crop=True, method_crop_scale=cfg.crop_scale, flip=cfg.flip,
+                        jitter_prob=0.0, antialias=False)
+    aug_key = jax.random.key(cfg.seed + 1)
+    self.streamed = isinstance(train, StreamingImages)
+    if self.streamed:
+      # Only this batch's images are on device; `image_ids` points each crop at its
+      # image, and the crop's randomness still comes from its global index, so a
+      # stream gives the crops of the in-memory path.
+      self._crop = jax.jit(lambda b, idx: sample_geometry(
+          b, aug, aug_key, idx, image_ids=jnp.arange(idx.shape[0], dtype=jnp.int32)),
+                           out_shardings=bsh)
+    else:
+      self._bank = shd.to_global(ImageBank.from_images_array(train.images), repl)
+      self._labels = shd.to_global(np.asarray(train.labels, np.int32), repl)
+      self._crop = jax.jit(lambda b, lab, idx: (sample_geometry(b, aug, aug_key, idx),
+                                                lab[idx % n_train]), out_shardings=(bsh, bsh))
 
-  rng = np.random.default_rng(cfg.seed)
-  t0 = time.time()
-  for epoch in range(cfg.epochs):
-    # Epoch e's order is a permutation of the data; the patch index also
-    # carries the epoch so that every epoch sees fresh crops.
-    perm = rng.permutation(n_train)[:steps_per_epoch * cfg.batch_size]
-    perm = perm.reshape(steps_per_epoch, cfg.batch_size)
-    host_batches = train.batches(perm) if streamed else None
-    for s in range(steps_per_epoch):
-      idx = shd.to_global((perm[s] + epoch * n_train).astype(np.int32), bsh)
-      if streamed:
-        imgs, labs = next(host_batches)
-        batch_bank = shd.to_global(ImageBank.from_images_array(imgs), repl)
-        images = crop(batch_bank, idx)
-        labels = shd.to_global(labs, bsh)
-      else:
-        images, labels = crop(bank, labels_dev, idx)
-      state, metrics = step(state, trunk_vars, images, labels, jax.random.key(0))
-    if host_batches is not None:
-      host_batches.close()  # stops its reader thread
-    m = jax.device_get(metrics)
-    log(f"probe epoch {epoch + 1}/{cfg.epochs}: loss {float(m['loss']):.3f} "
-        + " ".join(f"{n} {100 * float(m['acc_' + n]):.1f}" for n in cfg.layers)
-        + f" ({time.time() - t0:.0f}s)")
-    if not np.isfinite(float(m["loss"])):
-      raise UserInputError(f"probe loss became {float(m['loss'])} in epoch {epoch + 1}; lower probe.lr.")
+  def __call__(self, trunk_vars: Any) -> dict:
+    cfg, train, mesh = self.cfg, self.train, self.mesh
+    repl, bsh = shd.replicated(mesh), shd.batch_sharded(mesh)
+    n_train, steps_per_epoch = len(train), self.steps_per_epoch
+    trunk_vars = jax.device_put(trunk_vars, repl)  # already global arrays: a no-op or a reshard
+    state = self._init(trunk_vars, jax.random.key(cfg.seed))
+    rng = np.random.default_rng(cfg.seed)
+    t0 = time.time()
+    for epoch in range(cfg.epochs):
+      # Epoch e's order is a permutation of the data; the patch index also
+      # carries the epoch so that every epoch sees fresh crops.
+      perm = rng.permutation(n_train)[:steps_per_epoch * cfg.batch_size]
+      perm = perm.reshape(steps_per_epoch, cfg.batch_size)
+      host_batches = train.batches(perm) if self.streamed else None
+      for s in range(steps_per_epoch):
+        idx = shd.to_global((perm[s] + epoch * n_train).astype(np.int32), bsh)
+        if self.streamed:
+          imgs, labs = next(host_batches)
+          batch_bank = shd.to_global(ImageBank.from_images_array(imgs), repl)
+          images = self._crop(batch_bank, idx)
+          labels = shd.to_global(labs, bsh)
+        else:
+          images, labels = self._crop(self._bank, self._labels, idx)
+        state, metrics = self._step(state, trunk_vars, images, labels, jax.random.key(0))
+      if host_batches is not None:
+        host_batches.close()  # stops its reader thread
+      m = jax.device_get(metrics)
+      self.log(f"probe epoch {epoch + 1}/{cfg.epochs}: loss {float(m['loss']):.3f} last-batch acc "
+               + " ".join(f"{n} {100 * float(m['acc_' + n]):.1f}" for n in cfg.layers)
+               + f" ({time.time() - t0:.0f}s)")
+      if not np.isfinite(float(m["loss"])):
+        raise UserInputError(f"probe loss became {float(m['loss'])} in epoch {epoch + 1}; "
+                             "lower probe.lr.")
+    heads_vars = {"params": state.params, "batch_stats": state.batch_stats}
+    out = evaluate_probes(self.trunk_apply, trunk_vars, self.heads, heads_vars, self.test, cfg, mesh,
+                          evaluate=self._evaluate)
+    return {n: {**r, "dims": self.dims[n]} for n, r in out.items()}
 
-  return evaluate_probes(trunk_apply, trunk_vars, heads,
-                         {"params": state.params, "batch_stats": state.batch_stats}, test, cfg,
-                         mesh)
+
+def run_linear_probes(trunk_apply: Callable, trunk_vars: Any,
+                      train: LabelledImages | StreamingImages,
+                      test: LabelledImages | StreamingImages, cfg: ProbeConfig, mesh=None,
+                      log: Callable[[str], None] = print) -> dict:
+  """Trains the five probes on `train`, returns {layer: {"top1": %, "top5": %, "dims": n}}
+  on all of `test` (`LinearProbe`, built and called once)."""
+  return LinearProbe(trunk_apply, trunk_vars, train, test, cfg, mesh, log)(trunk_vars)
 
 
 def evaluate_probes(trunk_apply, trunk_vars, heads, heads_vars, test: LabelledImages,
-                    cfg: ProbeConfig, mesh) -> dict:
-  """Top-1/top-5 (%) per layer on every example of `test`."""
+                    cfg: ProbeConfig, mesh, evaluate: Callable | None = None) -> dict:
+  """Top-1/top-5 (%) per layer on every example of `test` (`evaluate`: a jitted eval step to reuse)."""
   repl, bsh = shd.replicated(mesh), shd.batch_sharded(mesh)
-  evaluate = jax.jit(make_eval_step(trunk_apply, heads, cfg.crop_size or None, cfg.ten_crop),
-                     in_shardings=(repl, repl, bsh, bsh, bsh))
+  if evaluate is None:
+    evaluate = jax.jit(make_eval_step(trunk_apply, heads, cfg.crop_size or None, cfg.ten_crop),
+                       in_shardings=(repl, repl, bsh, bsh, bsh))
   n = len(test)
   bs = cfg.eval_batch_size
   counts = {name: np.zeros(2, np.int64) for name, _ in heads.pools}

@@ -92,3 +92,28 @@ def plot_filters(path: str | os.PathLike, panels: dict, title: str) -> None:
   fig.suptitle(title, fontsize=10)
   fig.tight_layout()
   fig.savefig(path, dpi=120)
+
+
+def plot_fractions(path: str | os.PathLike, rows: dict[str, dict], layers, title: str) -> None:
+  """The fraction of supervision's gain per layer, one line per row; 1.0 (labels) and 0 (random
+  init) marked."""
+  from matplotlib import colormaps
+  from matplotlib.figure import Figure
+
+  fig = Figure(figsize=(5.5, 3.8))
+  ax = fig.subplots()
+  layers = list(layers)
+  colours = colormaps["tab20"].colors
+  for i, (name, f) in enumerate(rows.items()):
+    have = [j for j, l in enumerate(layers) if l in f]
+    ax.plot(have, [f[layers[j]] for j in have], marker="o", label=name, color=colours[i % 20])
+  ax.axhline(1.0, color="k", ls="--", lw=1, label="supervised (1.0)")
+  ax.axhline(0.0, color="grey", ls=":", lw=1, label="random init (0)")
+  ax.set_xticks(range(len(layers)), layers)
+  ax.set_xlabel("probed layer")
+  ax.set_ylabel("fraction of supervision's gain")
+  ax.set_title(title, fontsize=9)
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=8)
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)

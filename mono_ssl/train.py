@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mono_ssl import datasets, report
+from mono_ssl import curves, datasets, report
 from mono_ssl import sharding as shd
 from mono_ssl.augment import PatchGenerator, StreamPatchGenerator
 from mono_ssl.checkpoint import Checkpointer, CheckpointMismatch
@@ -63,7 +63,7 @@ def _flat(d, prefix="") -> dict:
 
 
 # Config fields added after runs were made whose earlier behaviour is not 0/""/False.
-ADDED_FIELD_DEFAULTS = {"bigan.e_optimizer": "adam"}
+ADDED_FIELD_DEFAULTS = {"bigan.e_optimizer": "adam", "probe.layers": list(LAYER_NAMES)}
 
 
 def check_workdir(config, workdir: Path, log: Callable[[str], None] = print) -> None:
@@ -201,11 +201,35 @@ def _restore_init_from(config, state, log):
   return state
 
 
-def pretrain(config, workdir: Path, mesh=None, log: Callable[[str], None] = print
-             ) -> tuple[Any, Any, dict]:
+def run_keys(config) -> tuple:
+  """(init, data, step) keys of a run, all from config.seed."""
+  return tuple(jax.random.split(jax.random.key(config.seed), 3))
+
+
+def initial_state(config, source, mesh):
+  """The sharded state a run starts from (its random init), for `source`'s patch size."""
+  return method_module(config).create_state(config, source.aug.out_size, run_keys(config)[0], mesh,
+                                            int(config.train.num_steps), data_size=source.size)
+
+
+def state_at(config, workdir: str | os.PathLike, step: int | None = None, mesh=None):
+  """The state checkpoint `step` (default: the latest) of the run in `workdir` holds, e.g. to
+  probe it: `method_module(config).trunk(state_at(config, workdir, 500))`."""
+  mesh = mesh or shd.make_mesh()
+  ckpt = Checkpointer(Path(workdir) / "checkpoints")
+  try:
+    return ckpt.restore(initial_state(config, pretrain_source(config), mesh), step=step)
+  finally:
+    ckpt.close()
+
+
+def pretrain(config, workdir: Path, mesh=None, log: Callable[[str], None] = print,
+             probe_train=None) -> tuple[Any, Any, dict]:
   """Runs (or resumes, or skips if finished) pretraining. Returns (trained, initial, info).
 
   `initial` is the state pretraining started from: the random-init baseline.
+  With `probe_train` (the probe set's train split) and `probe.curve_every` > 0,
+  the learning curve (`mono_ssl.curves`) is probed as the run goes.
   """
   mesh = mesh or shd.make_mesh()
   tc = config.train
@@ -218,10 +242,8 @@ def pretrain(config, workdir: Path, mesh=None, log: Callable[[str], None] = prin
   log(f"data: {source.description}")
   total = int(tc.num_steps)
   _, schedule = sgd_from_config(tc, total)
-  root = jax.random.key(config.seed)
-  init_key, data_key, step_key = jax.random.split(root, 3)
-  initial = method.create_state(config, source.aug.out_size, init_key, mesh, total,
-                                data_size=source.size)
+  _, data_key, step_key = run_keys(config)
+  initial = initial_state(config, source, mesh)
   # Pretraining donates its state; keep an untouched copy for the baseline.
   initial_copy = jax.tree.map(lambda x: x.copy(), initial)
 
@@ -234,6 +256,13 @@ def pretrain(config, workdir: Path, mesh=None, log: Callable[[str], None] = prin
     state = _restore_init_from(config, initial, log)
   start = int(jax.device_get(state.step))
   metrics_file = MetricsWriter(workdir / "metrics.jsonl", start)
+  curve = None
+  if probe_train is not None and config.probe.curve_every > 0:
+    curve = curves.LearningCurve(config, workdir, probe_train, total, start, mesh, log)
+
+  def curve_point(step: int, st) -> None:
+    if curve is not None and step in curve.steps:
+      curve.at(step, *method.trunk(st))
 
   # period = data set size: index i is a fresh loader view of base patch i mod N.
   if source.stream is not None:
@@ -274,6 +303,7 @@ def pretrain(config, workdir: Path, mesh=None, log: Callable[[str], None] = prin
           f"Last good checkpoint: {where} in {ckpt.directory}. Lower train.lr or check the data.")
     return m
 
+  curve_point(start, state)  # step 0 of a new run: the initial trunk
   for t in range(start, total):
     if before_step is not None:
       state = before_step(state, t, ctx)
@@ -301,6 +331,7 @@ def pretrain(config, workdir: Path, mesh=None, log: Callable[[str], None] = prin
     if done % tc.ckpt_every == 0 or done == total:
       check(*pending)
       last_good = ckpt.save(state)
+    curve_point(done, state)
   if pending is not None:
     check(*pending)
   if ckpt.latest_step() is None:
@@ -309,6 +340,8 @@ def pretrain(config, workdir: Path, mesh=None, log: Callable[[str], None] = prin
   wall = time.time() - t0
   info = {"steps": total, "resumed_from": start, "wall_s": wall,
           "images_per_s": (total - start) * batch / wall if total > start else None}
+  if curve is not None:  # the curve's share of this process's pretraining time
+    info.update(curve_wall_s=curve.wall_s, curve_points=len(curve.points))
   return state, initial_copy, info
 
 
@@ -351,7 +384,7 @@ def train_and_evaluate(config, workdir: str | os.PathLike, log: Callable[[str], 
   probe_train, probe_test = load_probe_data(config)
   for field in ("batch_size", "eval_batch_size"):  # likewise a probe batch that cannot run
     shd.check_batch_size(config.probe[field], mesh, f"probe.{field}")
-  trained, initial, info = pretrain(config, workdir, mesh, log)
+  trained, initial, info = pretrain(config, workdir, mesh, log, probe_train=probe_train)
   info_path = workdir / PRETRAIN_INFO
   if info["resumed_from"] < info["steps"]:
     if shd.is_chief():

@@ -35,15 +35,17 @@ def _toy(n, seed, size=16):
 
 def test_probes_learn_a_separable_toy_problem():
   model = AlexNet(convs=conv_specs("cpu", 0.25), hidden=(16, 16), num_classes=4)
-  variables = model.init(jax.random.key(0), jnp.zeros((1, 16, 16, 3)))
-  train, test = _toy(800, 0), _toy(203, 1)  # 203: the last eval batch is partial
-  cfg = ProbeConfig(epochs=4, batch_size=40, eval_batch_size=100, lr=0.05, target_dims=256)
+  variables = model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
+  train, test = _toy(800, 0, 32), _toy(203, 1, 32)  # 203: the last eval batch is partial
+  # 144 values per probe at every layer of the quarter-width AlexNet at 32 px.
+  cfg = ProbeConfig(epochs=4, batch_size=40, eval_batch_size=100, lr=0.05, target_dims=144)
   logs = []
   res = run_linear_probes(model.apply, variables, train, test, cfg, mesh=shd.make_mesh(),
                           log=logs.append)
   assert set(res) == {"conv1", "conv2", "conv3", "conv4", "conv5"}
   for layer, r in res.items():
     assert r["top1"] > 80.0, (layer, r)
+    assert r["dims"] == 144, (layer, r)  # recorded, the same at every layer
     assert r["top5"] >= r["top1"]
     # Counts over 203 examples: every percentage is a multiple of 100/203.
     assert abs(r["top1"] * 203 / 100 - round(r["top1"] * 203 / 100)) < 1e-6
@@ -53,11 +55,11 @@ def test_probes_learn_a_separable_toy_problem():
 def test_random_labels_stay_near_chance():
   """The probe must not 'learn' test labels it cannot see: shuffled labels give ~10%."""
   model = AlexNet(convs=conv_specs("cpu", 0.25), hidden=(16, 16), num_classes=4)
-  variables = model.init(jax.random.key(0), jnp.zeros((1, 16, 16, 3)))
-  train, test = _toy(400, 0), _toy(300, 1)
+  variables = model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
+  train, test = _toy(400, 0, 32), _toy(300, 1, 32)
   rng = np.random.default_rng(0)
   test = LabelledImages(test.images, rng.permutation(test.labels), 10, "shuffled")
-  cfg = ProbeConfig(epochs=2, batch_size=40, eval_batch_size=100, lr=0.05, target_dims=256)
+  cfg = ProbeConfig(epochs=2, batch_size=40, eval_batch_size=100, lr=0.05, target_dims=144)
   res = run_linear_probes(model.apply, variables, train, test, cfg, mesh=shd.make_mesh(),
                           log=lambda s: None)
   assert all(r["top1"] < 25.0 for r in res.values()), res

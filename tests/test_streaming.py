@@ -85,7 +85,7 @@ def test_streamed_probe_equals_the_in_memory_probe():
   """Same crops (keyed by global index, image by position in the batch), same results."""
   model = AlexNet(convs=conv_specs("cpu", 0.25), hidden=(16, 16), num_classes=4)
   variables = model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
-  cfg = ProbeConfig(epochs=2, batch_size=20, eval_batch_size=64, lr=0.05, target_dims=256)
+  cfg = ProbeConfig(epochs=2, batch_size=20, eval_batch_size=64, lr=0.05, target_dims=144)
   mesh = shd.make_mesh()
   mem = [datasets.load_split("bundled_cifar10", s, limit_per_class=n) for s, n in (("train", 10), ("test", 10))]
   st = [datasets.open_stream("bundled_cifar10", s, side=32, limit_per_class=10) for s in ("train", "test")]

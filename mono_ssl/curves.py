@@ -1,0 +1,228 @@
+"""Learning curves: a short linear probe of conv1..conv5 every `probe.curve_every` pretraining steps.
+
+A single end-of-run probe cannot tell a broken recipe from a short one
+(Donahue et al.'s BiGAN probes below its initialisation for its first ~10k
+iterations, `jeffdonahue/bigan` README). The curve probes the trunk at step 0
+and every N steps (and at the last step) with the run's probe recipe but
+`probe.curve_epochs` epochs, trained on `probe.curve_train_size` images and
+scored on a validation split carved from the probe set's *train* split
+(`validation_split`), so that choosing run lengths from curves never looks at
+the test split. Points land in `probe_curve.jsonl` (one JSON object per point:
+`step`, per layer `{"top1": %}`, and the point's `wall_s`) and are drawn as
+`probe_curve.png`; a resumed run keeps the points up to its checkpoint and
+makes the rest. Given a step's trunk, a point equals
+`CurveProbe(...)(trunk_vars)` of that step's checkpoint (tests/test_curves.py).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from mono_ssl import sharding as shd
+from mono_ssl.datasets import LabelledImages
+from mono_ssl.errors import UserInputError
+from mono_ssl.probe import LinearProbe, ProbeConfig
+from mono_ssl.streaming import StreamingImages
+
+CURVE_FILE = "probe_curve.jsonl"
+CURVE_PLOT = "probe_curve.png"
+
+
+def validation_split(labels: np.ndarray, num_classes: int, fraction: float, seed: int = 0
+                     ) -> tuple[np.ndarray, np.ndarray]:
+  """(train indices, validation indices): `fraction` of each class, drawn at random (seed), held out.
+
+  Both sorted; disjoint; every class keeps at least one training image.
+  """
+  if not 0.0 < fraction < 1.0:
+    raise UserInputError(f"probe.val_fraction={fraction} must lie strictly between 0 and 1.")
+  rng = np.random.default_rng(seed)
+  train, val = [], []
+  for c in range(num_classes):
+    members = rng.permutation(np.flatnonzero(labels == c))
+    n_val = min(int(round(fraction * len(members))), max(len(members) - 1, 0))
+    val.append(members[:n_val])
+    train.append(members[n_val:])
+  return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
+
+
+def _balanced_subset(indices: np.ndarray, labels: np.ndarray, num_classes: int, size: int,
+                     seed: int) -> np.ndarray:
+  """About `size` of `indices`, the same number per class where the classes allow (sorted)."""
+  if size >= len(indices):
+    return np.sort(indices)
+  rng = np.random.default_rng(seed)
+  take = -(-size // max(num_classes, 1))  # per class, rounded up; trimmed at random below
+  picked = np.concatenate([rng.permutation(indices[labels[indices] == c])[:take]
+                           for c in range(num_classes)])
+  return np.sort(rng.permutation(picked)[:size])
+
+
+def _subset(ds: LabelledImages | StreamingImages, idx: np.ndarray, name: str) -> LabelledImages:
+  """The images at `idx` as an in-memory set (a stream's are read once, here)."""
+  if isinstance(ds, StreamingImages):
+    images, labels = ds.fetch(idx)
+  else:
+    images, labels = ds.images[idx], np.asarray(ds.labels)[idx]
+  return LabelledImages(images=images, labels=np.asarray(labels, np.int32),
+                        num_classes=ds.num_classes, name=name)
+
+
+def curve_sets(train: LabelledImages | StreamingImages, pc) -> tuple[LabelledImages, LabelledImages]:
+  """(curve train set, validation set), both carved from the probe set's train split.
+
+  pc: the config's probe block (val_fraction, curve_train_size, curve_val_size, batch_size).
+  """
+  labels = np.asarray(train.labels)
+  train_idx, val_idx = validation_split(labels, train.num_classes, pc.val_fraction, seed=0)
+  fit_idx = _balanced_subset(train_idx, labels, train.num_classes, int(pc.curve_train_size), seed=1)
+  val_idx = _balanced_subset(val_idx, labels, train.num_classes, int(pc.curve_val_size), seed=2)
+  if len(fit_idx) < pc.batch_size:
+    raise UserInputError(f"probe.curve_train_size={pc.curve_train_size} gives {len(fit_idx)} curve "
+                         f"training images of {train.name}, fewer than probe.batch_size="
+                         f"{pc.batch_size}; raise probe.curve_train_size.")
+  if len(val_idx) == 0:
+    raise UserInputError(f"probe.val_fraction={pc.val_fraction} holds out no image of {train.name}; "
+                         "raise probe.val_fraction.")
+  return (_subset(train, fit_idx, f"{train.name} (curve train)"),
+          _subset(train, val_idx, f"{train.name} (validation)"))
+
+
+def curve_probe_config(pc) -> ProbeConfig:
+  """The run's probe recipe with the curve's epoch count."""
+  return dataclasses.replace(ProbeConfig.from_config(pc), epochs=int(pc.curve_epochs))
+
+
+def curve_steps(every: int, total: int) -> list[int]:
+  """The steps a curve probes: 0, every, 2 every, ..., and the last step."""
+  if every <= 0:
+    return []
+  return sorted(set(range(0, total + 1, every)) | {total})
+
+
+class CurveProbe:
+  """One curve point: `CurveProbe(trunk_apply, trunk_vars, probe_train, config.probe)(trunk_vars)`
+  -> {layer: {"top1", "top5", "dims"}} on the validation split (compiled once, reused)."""
+
+  def __init__(self, trunk_apply: Callable, trunk_vars: Any,
+               probe_train: LabelledImages | StreamingImages, pc, mesh=None,
+               log: Callable[[str], None] = lambda s: None):
+    fit, val = curve_sets(probe_train, pc)
+    self.sizes = (len(fit), len(val))
+    self._probe = LinearProbe(trunk_apply, trunk_vars, fit, val, curve_probe_config(pc),
+                              mesh=mesh, log=log)
+
+  def __call__(self, trunk_vars: Any) -> dict:
+    return self._probe(trunk_vars)
+
+
+class LearningCurve:
+  """The curve of one run: call `at(step, trunk_apply, trunk_vars)` after every step."""
+
+  def __init__(self, config, workdir: Path, probe_train, total: int, start: int, mesh=None,
+               log: Callable[[str], None] = print):
+    self.pc, self.path, self.mesh, self.log = config.probe, Path(workdir) / CURVE_FILE, mesh, log
+    self.probe_train = probe_train
+    self.steps = set(curve_steps(int(config.probe.curve_every), total))
+    self.title = f"{config.method} ({config.regime}), scale {config.scale}: validation split " \
+                 f"of {config.probe.dataset}"
+    self.points = read_curve(self.path)
+    # Points past the checkpoint we resume from are made again (they were made by
+    # steps that will be rerun, bit-identically).
+    self.points = [p for p in self.points if p["step"] <= start]
+    self._write_all()
+    missing = sorted(s for s in self.steps if s < start and s not in self.done)
+    if missing:
+      log(f"learning curve: no point at step(s) {', '.join(map(str, missing[:5]))}"
+          f"{' ...' if len(missing) > 5 else ''} (the run resumed at step {start}, past them)")
+    self._probe = None
+    self.wall_s = 0.0
+
+  @property
+  def done(self) -> set:
+    return {p["step"] for p in self.points}
+
+  def at(self, step: int, trunk_apply: Callable, trunk_vars: Any) -> None:
+    """Probes the trunk if `step` is a curve step without a point yet."""
+    if step not in self.steps or step in self.done:
+      return
+    t0 = time.time()
+    if self._probe is None:
+      self._probe = CurveProbe(trunk_apply, trunk_vars, self.probe_train, self.pc, self.mesh)
+    res = self._probe(trunk_vars)
+    wall = time.time() - t0
+    self.wall_s += wall
+    point = {"step": int(step), **{n: {"top1": r["top1"]} for n, r in res.items()}, "wall_s": wall}
+    self.points.append(point)
+    self.points.sort(key=lambda p: p["step"])
+    self._write_all()
+    self.log(f"learning curve at step {step}: "
+             + " ".join(f"{n} {r['top1']:.1f}" for n, r in res.items()) + f" ({wall:.1f}s)")
+
+  def _write_all(self) -> None:
+    if not shd.is_chief():
+      return
+    tmp = self.path.with_suffix(".jsonl.tmp")
+    tmp.write_text("".join(json.dumps(p) + "\n" for p in self.points))
+    tmp.replace(self.path)
+    if self.points:
+      plot_curve(self.path.with_name(CURVE_PLOT), self.points, self.title)
+
+
+def read_curve(path: Path) -> list[dict]:
+  """The points of a probe_curve.jsonl ([] if there is none), sorted by step."""
+  path = Path(path)
+  if not path.exists():
+    return []
+  return sorted((json.loads(l) for l in path.read_text().splitlines() if l.strip()),
+                key=lambda p: p["step"])
+
+
+def curve_layers(points: list[dict]) -> list[str]:
+  return [k for k in points[0] if isinstance(points[0][k], dict)] if points else []
+
+
+def plot_curve(path: Path, points: list[dict], title: str) -> None:
+  """Top-1 per layer against pretraining step."""
+  from matplotlib.figure import Figure
+
+  fig = Figure(figsize=(5.5, 3.8))
+  _draw_curve(fig.subplots(), points, title)
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+
+
+def _draw_curve(ax, points: list[dict], title: str, legend: bool = True) -> None:
+  steps = [p["step"] for p in points]
+  for layer in curve_layers(points):
+    ax.plot(steps, [p[layer]["top1"] for p in points], marker="o", ms=3, label=layer)
+  ax.set_xlabel("pretraining step")
+  ax.set_ylabel("validation top-1 (%)")
+  ax.set_title(title, fontsize=8)
+  ax.grid(alpha=0.3)
+  if legend:
+    ax.legend(fontsize=7)
+
+
+def plot_curves(path: Path, curves: dict[str, list[dict]], title: str) -> None:
+  """The grid's figure: one panel per run ({label: points}), side by side, shared y axis."""
+  from matplotlib.figure import Figure
+
+  curves = {k: v for k, v in curves.items() if v}
+  n = max(len(curves), 1)
+  cols = min(4, n)
+  rows = -(-n // cols)
+  fig = Figure(figsize=(3.4 * cols, 2.8 * rows + 0.4))
+  axes = fig.subplots(rows, cols, squeeze=False, sharey=True)
+  for ax in axes.ravel()[len(curves):]:
+    ax.axis("off")
+  for i, (ax, (name, points)) in enumerate(zip(axes.ravel(), curves.items())):
+    _draw_curve(ax, points, name, legend=i == 0)
+  fig.suptitle(title, fontsize=10)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)

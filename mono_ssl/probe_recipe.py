@@ -1,0 +1,143 @@
+r"""Choosing the probe recipe on a validation split, never on the test split.
+
+  python -m mono_ssl.probe_recipe --workdir=runs/rotnet_single --out=results/probe_recipe
+
+Reads a finished run's workdir (its config and last checkpoint): probes its
+trained trunk and its random-init trunk (the state its pretraining started
+from) with each candidate recipe (`--grid`: crop scales x learning rates) for
+`--epochs` epochs, trained on the probe set's train split less a validation
+split (`curves.validation_split`, `probe.val_fraction` of each class) and
+scored on that validation split. Then the best recipe (highest mean top-1
+over both trunks and all layers) is probed again for `--long_epochs` epochs,
+to check that a longer probe changes no ranking (trained vs random per
+layer, and the layers' order within each trunk). Writes `recipe.json` and
+`recipe.md` in `--out`.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import itertools
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from mono_ssl import curves, report, train
+from mono_ssl.datasets import LabelledImages
+from mono_ssl.probe import ProbeConfig, run_linear_probes
+
+
+def _parse_crops(text: str) -> list[tuple[float, float]]:
+  out = []
+  for item in text.split(","):
+    lo, hi = (float(v) for v in item.split(":"))
+    out.append((lo, hi))
+  return out
+
+
+def split_sets(probe_train, fraction: float) -> tuple[LabelledImages, LabelledImages]:
+  """The probe set's train split as (fit, validation), the validation part held out per class."""
+  fit_idx, val_idx = curves.validation_split(np.asarray(probe_train.labels), probe_train.num_classes,
+                                             fraction, seed=0)
+  return (curves._subset(probe_train, fit_idx, f"{probe_train.name} (fit)"),
+          curves._subset(probe_train, val_idx, f"{probe_train.name} (validation)"))
+
+
+def rankings(results: dict, layers) -> dict:
+  """The orderings a recipe must not change: per layer, trained vs random; per trunk, layers by top-1."""
+  out = {f"{l}: trained > random": results["trained"][l]["top1"] > results["random"][l]["top1"]
+         for l in layers}
+  for trunk in ("trained", "random"):
+    out[f"{trunk}: layers by top-1"] = sorted(layers, key=lambda l: -results[trunk][l]["top1"])
+  return out
+
+
+def main() -> int:
+  ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  ap.add_argument("--workdir", required=True, help="a finished run's workdir")
+  ap.add_argument("--out", required=True, help="folder for recipe.json and recipe.md")
+  ap.add_argument("--crops", default="1:1,0.5:1", help="crop scales lo:hi, comma-separated")
+  ap.add_argument("--lrs", default="0.01,0.1", help="probe learning rates, comma-separated")
+  ap.add_argument("--epochs", type=int, default=10)
+  ap.add_argument("--long_epochs", type=int, default=30)
+  args = ap.parse_args()
+  workdir, out = Path(args.workdir), Path(args.out)
+  out.mkdir(parents=True, exist_ok=True)
+  from ml_collections import ConfigDict
+  config = ConfigDict(json.loads((workdir / "config.json").read_text()))
+  for key in ("model.hidden", "probe.lr_boundaries", "probe.crop_scale", "probe.layers"):
+    group, leaf = key.split(".")
+    config[group][leaf] = tuple(config[group][leaf])
+  trained, initial, _ = train.pretrain(config, workdir, log=lambda s: None)
+  method = train.method_module(config)
+  probe_train, _ = train.load_probe_data(config)  # the test split is never read here
+  fit, val = split_sets(probe_train, config.probe.val_fraction)
+  base = ProbeConfig.from_config(config.probe)
+  layers = list(base.layers)
+  record = {"workdir": str(workdir), "fit": len(fit), "validation": len(val),
+            "base": dataclasses.asdict(base), "candidates": []}
+
+  def probe(cfg: ProbeConfig) -> dict:
+    res = {}
+    for trunk, state in (("trained", trained), ("random", initial)):
+      t0 = time.time()
+      apply_fn, variables = method.trunk(state)
+      res[trunk] = run_linear_probes(apply_fn, variables, fit, val, cfg, log=lambda s: None)
+      print(f"  {trunk}: " + " ".join(f"{l} {res[trunk][l]['top1']:.1f}" for l in layers)
+            + f" ({time.time() - t0:.0f}s)", flush=True)
+    return res
+
+  for crop, lr in itertools.product(_parse_crops(args.crops), [float(v) for v in args.lrs.split(",")]):
+    cfg = dataclasses.replace(base, crop_scale=crop, lr=lr, epochs=args.epochs)
+    print(f"recipe crop_scale={crop} lr={lr} epochs={args.epochs}", flush=True)
+    res = probe(cfg)
+    score = float(np.mean([res[t][l]["top1"] for t in res for l in layers]))
+    record["candidates"].append({"crop_scale": crop, "lr": lr, "epochs": args.epochs, "results": res,
+                                 "mean_top1": score})
+    report.write_json(out / "recipe.json", record)
+  best = max(record["candidates"], key=lambda c: c["mean_top1"])
+  long_cfg = dataclasses.replace(base, crop_scale=tuple(best["crop_scale"]), lr=best["lr"],
+                                 epochs=args.long_epochs)
+  print(f"best: crop_scale={best['crop_scale']} lr={best['lr']}; {args.long_epochs} epochs:", flush=True)
+  long_res = probe(long_cfg)
+  record["best"] = {"crop_scale": best["crop_scale"], "lr": best["lr"]}
+  record["long"] = {"epochs": args.long_epochs, "results": long_res}
+  short_rank, long_rank = rankings(best["results"], layers), rankings(long_res, layers)
+  record["rankings"] = {"short": short_rank, "long": long_rank,
+                        "changed": [k for k in short_rank if short_rank[k] != long_rank[k]]}
+  report.write_json(out / "recipe.json", record)
+  (out / "recipe.md").write_text(render(record, layers))
+  print(render(record, layers))
+  return 0
+
+
+def render(record: dict, layers) -> str:
+  """recipe.md: every candidate's validation top-1, the chosen one, the long-probe check."""
+  head = "| crop scale | lr | epochs | trunk | " + " | ".join(layers) + " | mean |"
+  lines = [f"# Probe recipe on a validation split ({record['fit']} fit / {record['validation']} "
+           f"validation images of the train split; run {record['workdir']})\n", head,
+           "|---|---:|---:|---|" + "---:|" * (len(layers) + 1)]
+  rows = [(c["crop_scale"], c["lr"], c["epochs"], c["results"], c["mean_top1"])
+          for c in record["candidates"]]
+  if "long" in record:
+    long = record["long"]["results"]
+    score = float(np.mean([long[t][l]["top1"] for t in long for l in layers]))
+    rows.append((record["best"]["crop_scale"], record["best"]["lr"], record["long"]["epochs"], long,
+                 score))
+  for crop, lr, epochs, res, score in rows:
+    for trunk in ("trained", "random"):
+      lines.append(f"| {crop[0]:g}-{crop[1]:g} | {lr:g} | {epochs} | {trunk} | "
+                   + " | ".join(f"{res[trunk][l]['top1']:.1f}" for l in layers) + f" | {score:.1f} |")
+  if "best" in record:
+    changed = record["rankings"]["changed"]
+    lines.append(f"\nChosen (highest mean over both trunks and all layers): crop scale "
+                 f"{record['best']['crop_scale']}, lr {record['best']['lr']:g}. "
+                 f"{record['long']['epochs']} against {record['candidates'][0]['epochs']} epochs: "
+                 + ("no ranking changed." if not changed else f"rankings changed: {', '.join(changed)}."))
+  return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+  raise SystemExit(main())

@@ -1,0 +1,119 @@
+"""Learning curves: points at the scheduled steps, equal to a separate probe of that step's
+checkpoint, resumed with the run, drawn; the validation split never overlaps what it is scored on."""
+import json
+
+import numpy as np
+import pytest
+from conftest import tiny_config
+
+from mono_ssl import curves, train
+from mono_ssl.errors import UserInputError
+
+CURVE = {"probe.curve_every": 3, "probe.curve_epochs": 1, "probe.curve_train_size": 100,
+         "probe.curve_val_size": 40, "probe.val_fraction": 0.2}
+
+
+class _Interrupt(Exception):
+  pass
+
+
+def _points(workdir):
+  return curves.read_curve(workdir / curves.CURVE_FILE)
+
+
+def test_curve_point_equals_a_separate_probe_of_that_steps_checkpoint(tmp_path):
+  config = tiny_config(**CURVE)  # 6 steps, checkpoints at 3 and 6
+  results = train.train_and_evaluate(config, tmp_path, log=lambda s: None)
+  points = _points(tmp_path)
+  assert [p["step"] for p in points] == [0, 3, 6]
+  assert (tmp_path / curves.CURVE_PLOT).stat().st_size > 0
+  assert results["pretrain"]["curve_points"] == 3 and results["pretrain"]["curve_wall_s"] > 0
+  probe_train, _ = train.load_probe_data(config)
+  method = train.method_module(config)
+  state = train.state_at(config, tmp_path, step=3)
+  apply_fn, variables = method.trunk(state)
+  separate = curves.CurveProbe(apply_fn, variables, probe_train, config.probe)(variables)
+  assert {l: {"top1": r["top1"]} for l, r in separate.items()} == \
+      {l: points[1][l] for l in separate}
+  # A different step's trunk gives a different point: the comparison can fail.
+  other = curves.CurveProbe(apply_fn, variables, probe_train, config.probe)(
+      method.trunk(train.state_at(config, tmp_path, step=6))[1])
+  assert any(other[l]["top1"] != separate[l]["top1"] for l in separate) or points[1] != points[2]
+
+
+def test_interrupted_run_keeps_its_points_and_makes_the_rest(tmp_path):
+  config = tiny_config(**{**CURVE, "probe.curve_every": 2, "train.log_every": 1, "train.num_steps": 7})
+  whole = tmp_path / "a"
+  train.pretrain(config, whole, log=lambda s: None, probe_train=train.load_probe_data(config)[0])
+
+  def die_at_step_5(line):
+    if line.startswith("step 5/"):
+      raise _Interrupt  # after the step-3 checkpoint and the step-4 point
+
+  part = tmp_path / "b"
+  part.mkdir()
+  probe_train = train.load_probe_data(config)[0]
+  with pytest.raises(_Interrupt):
+    train.pretrain(config, part, log=die_at_step_5, probe_train=probe_train)
+  assert [p["step"] for p in _points(part)] == [0, 2, 4]
+  logs = []
+  train.pretrain(config, part, log=logs.append, probe_train=probe_train)
+  # Resumed at 3: the step-4 point (made past the checkpoint) is made again, identically.
+  def strip(ps):
+    return [{k: v for k, v in p.items() if k != "wall_s"} for p in ps]
+  assert strip(_points(part)) == strip(_points(whole))
+  assert [p["step"] for p in _points(part)] == [0, 2, 4, 6, 7]
+  assert sum("learning curve at step" in l for l in logs) == 3  # 4, 6, 7
+
+
+def test_curve_off_writes_nothing(tmp_path):
+  train.pretrain(tiny_config(), tmp_path, log=lambda s: None,
+                 probe_train=train.load_probe_data(tiny_config())[0])
+  assert not (tmp_path / curves.CURVE_FILE).exists()
+
+
+def test_curve_steps():
+  assert curves.curve_steps(250, 1000) == [0, 250, 500, 750, 1000]
+  assert curves.curve_steps(300, 1000) == [0, 300, 600, 900, 1000]
+  assert curves.curve_steps(0, 1000) == []
+  assert curves.curve_steps(5, 0) == [0]
+
+
+def test_validation_split_is_disjoint_stratified_and_fixed():
+  labels = np.repeat(np.arange(4), [10, 20, 30, 40])
+  fit, val = curves.validation_split(labels, 4, 0.1)
+  assert not set(fit) & set(val) and len(fit) + len(val) == 100
+  assert [int(np.sum(labels[val] == c)) for c in range(4)] == [1, 2, 3, 4]
+  again = curves.validation_split(labels, 4, 0.1)
+  np.testing.assert_array_equal(val, again[1])
+  with pytest.raises(UserInputError, match="probe.val_fraction=1.5"):
+    curves.validation_split(labels, 4, 1.5)
+
+
+def test_curve_sets_come_from_the_train_split_and_do_not_overlap():
+  config = tiny_config(**CURVE)
+  probe_train, _ = train.load_probe_data(config)
+  fit, val = curves.curve_sets(probe_train, config.probe)
+  assert len(fit) == 100 and len(val) == 40
+  # Every image of either set is a train-split image, and none is in both.
+  def flat(ds):
+    return {im.tobytes() for im in ds.images}
+  assert not flat(fit) & flat(val)
+  train_images = flat(probe_train)
+  assert flat(fit) <= train_images and flat(val) <= train_images
+  assert np.bincount(val.labels, minlength=10).tolist() == [4] * 10
+
+
+def test_too_small_curve_train_set_is_refused_naming_the_field():
+  config = tiny_config(**{**CURVE, "probe.curve_train_size": 5})
+  probe_train, _ = train.load_probe_data(config)
+  with pytest.raises(UserInputError, match="probe.curve_train_size=5"):
+    curves.curve_sets(probe_train, config.probe)
+
+
+def test_grid_curves_figure(tmp_path):
+  pts = [{"step": s, "conv1": {"top1": 10.0 + s}, "wall_s": 1.0} for s in (0, 5, 10)]
+  curves.plot_curves(tmp_path / "c.png", {"a": pts, "b": pts, "empty": []}, "t")
+  assert (tmp_path / "c.png").stat().st_size > 0
+  (tmp_path / "x.jsonl").write_text("\n".join(json.dumps(p) for p in reversed(pts)) + "\n")
+  assert [p["step"] for p in curves.read_curve(tmp_path / "x.jsonl")] == [0, 5, 10]
