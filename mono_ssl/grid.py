@@ -220,9 +220,11 @@ def run_grid(config, workdir: str | os.PathLike, log: Callable[[str], None] = pr
   workdir = Path(workdir)
   check_probe(config.probe)
   specs = selected_runs(config)
-  # Every run of every row (one per seed); bad input fails before any run.
-  units = [(spec, seed, name, run_config(config, spec, seed))
-           for spec in specs for seed, name in seed_runs(config, spec)]
+  # Every run of every row (one per seed), seed-major: every row's seed 0 first, so an
+  # interrupted grid has whole seeds. Bad input fails before any run.
+  units = sorted(((spec, seed, name, run_config(config, spec, seed))
+                  for spec in specs for seed, name in seed_runs(config, spec)),
+                 key=lambda u: u[1])  # stable: the grid's row order within a seed
   workdir.mkdir(parents=True, exist_ok=True)
   # Finished runs first, before any run: results made by another config are refused now,
   # not hours in; a new probe protocol alone archives a run's old probes (it is re-probed).

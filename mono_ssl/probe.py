@@ -332,8 +332,7 @@ class LinearProbe:
     self._init = jax.jit(init, out_shardings=repl)
     self._step = jax.jit(make_probe_step(trunk_apply, heads), donate_argnums=0,
                          in_shardings=(repl, repl, bsh, bsh, repl), out_shardings=(repl, repl))
-    self._evaluate = jax.jit(make_eval_step(trunk_apply, heads, cfg.crop_size or None, cfg.ten_crop),
-                             in_shardings=(repl, repl, bsh, bsh, bsh))
+    self._evaluate = jitted_eval_step(trunk_apply, heads, cfg, mesh)
     aug = AugmentConfig(out_size=crop, patch_size=size, initial_crop=False, rrc=False, affine=False,
                         method_crop=True, method_crop_scale=cfg.crop_scale, flip=cfg.flip,
                         jitter_prob=0.0, antialias=False)
@@ -400,13 +399,18 @@ def run_linear_probes(trunk_apply: Callable, trunk_vars: Any,
   return LinearProbe(trunk_apply, trunk_vars, train, test, cfg, mesh, log)(trunk_vars)
 
 
+def jitted_eval_step(trunk_apply, heads, cfg: ProbeConfig, mesh) -> Callable:
+  """`make_eval_step` for cfg's crops, jitted over the mesh (heads and trunk replicated)."""
+  repl, bsh = shd.replicated(mesh), shd.batch_sharded(mesh)
+  return jax.jit(make_eval_step(trunk_apply, heads, cfg.crop_size or None, cfg.ten_crop),
+                 in_shardings=(repl, repl, bsh, bsh, bsh))
+
+
 def evaluate_probes(trunk_apply, trunk_vars, heads, heads_vars, test: LabelledImages,
                     cfg: ProbeConfig, mesh, evaluate: Callable | None = None) -> dict:
   """Top-1/top-5 (%) per layer on every example of `test` (`evaluate`: a jitted eval step to reuse)."""
-  repl, bsh = shd.replicated(mesh), shd.batch_sharded(mesh)
-  if evaluate is None:
-    evaluate = jax.jit(make_eval_step(trunk_apply, heads, cfg.crop_size or None, cfg.ten_crop),
-                       in_shardings=(repl, repl, bsh, bsh, bsh))
+  bsh = shd.batch_sharded(mesh)
+  evaluate = evaluate or jitted_eval_step(trunk_apply, heads, cfg, mesh)
   n = len(test)
   bs = cfg.eval_batch_size
   counts = {name: np.zeros(2, np.int64) for name, _ in heads.pools}

@@ -216,3 +216,51 @@ def test_cli_refuses_a_bad_probe_in_one_line(tmp_path):
                        cwd=REPO, capture_output=True, text=True, timeout=120)
   assert bad.returncode == 2 and "probe='cifar11' is not one of" in bad.stderr
   assert "Traceback" not in bad.stderr and not any(tmp_path.iterdir())
+
+
+def test_seeds_are_averaged_with_standard_errors_and_fractions_and_results_exported(tmp_path):
+  """Two seeds of a row: own workdirs and seeds, mean +- s.e. of their probes; the fraction of
+  supervision against the reference rows; the small outputs copied to results_dir."""
+  runs = [grid.run_spec("random", "rotnet", "regime=single", "random",
+                        {**TINY, "train.num_steps": 0}, seeds=2),
+          grid.run_spec("supervised", "rotnet", "regime=single", "pseudo-supervised",
+                        {**TINY, "train.num_steps": 4}),
+          grid.run_spec("rotnet_single", "rotnet", "regime=single", "rotnet (single)",
+                        {**TINY, "probe.curve_every": 1, "probe.curve_epochs": 1,
+                         "probe.curve_train_size": 40, "probe.curve_val_size": 20})]
+  config = grid.grid_config(runs, "cpu", "bundled_cifar10", title="seeds")
+  config.results_dir = str(tmp_path / "results" / "seeds")
+  out = grid.run_grid(config, tmp_path / "runs", log=lambda s: None)
+  rows = {r["name"]: r for r in out["runs"]}
+  rnd = rows["random"]
+  assert rnd["n_seeds"] == 2 and [s["name"] for s in rnd["seeds"]] == ["random", "random_seed1"]
+  cfg1 = json.loads((tmp_path / "runs" / "random_seed1" / "config.json").read_text())
+  assert cfg1["seed"] == 1 and cfg1["probe"]["seed"] == 1
+  per_seed = np.array([[s["results"][l]["top1"] for l in rnd["results"]] for s in rnd["seeds"]])
+  assert per_seed[0].tolist() != per_seed[1].tolist()  # different inits, different probes
+  np.testing.assert_allclose([v["top1"] for v in rnd["results"].values()], per_seed.mean(0))
+  np.testing.assert_allclose([v["top1"] for v in rnd["se"].values()],
+                             per_seed.std(0, ddof=1) / np.sqrt(2))
+  frac = out["fraction_of_supervision"]["rows"]
+  assert set(frac) == {"rotnet_single"}
+  sup, r = rows["supervised"]["results"], rnd["results"]
+  for layer, f in frac["rotnet_single"].items():
+    x = rows["rotnet_single"]["results"][layer]["top1"]
+    assert abs(f - (x - r[layer]["top1"]) / (sup[layer]["top1"] - r[layer]["top1"])) < 1e-12
+  md = (tmp_path / "runs" / "grid_results.md").read_text()
+  assert "| random | 2 |" in md and " ± " in md and "Fraction of supervision" in md
+  dest = tmp_path / "results" / "seeds"
+  for name in ("grid_results.json", "grid_results.md", "grid_fraction.png", "grid_curves.png"):
+    assert (dest / name).stat().st_size > 0, name
+  for run in ("random", "random_seed1", "supervised", "rotnet_single"):
+    assert (dest / run / "probe_results.json").exists(), run
+  assert len((dest / "rotnet_single" / "probe_curve.jsonl").read_text().splitlines()) == 3  # 0, 1, 2
+  assert not list(dest.rglob("checkpoints"))  # never checkpoints
+  from mono_ssl import results_doc
+  assert "| pseudo-supervised | 1 |" in results_doc.render(json.loads((dest / "grid_results.json")
+                                                                      .read_text()))
+
+
+def test_seeds_below_one_are_refused(tmp_path):
+  with pytest.raises(UserInputError, match="seeds=0 for row 'rotnet_single'"):
+    grid.run_grid(tiny_grid(seeds=0), tmp_path, log=lambda s: None)

@@ -121,3 +121,76 @@ def test_crop_larger_than_the_images_is_refused():
   with pytest.raises(UserInputError, match="probe.crop_size=20"):
     run_linear_probes(model.apply, variables, _toy(80, 0), _toy(20, 1), cfg,
                       mesh=shd.make_mesh(), log=lambda s: None)
+
+
+def _trunk_shapes(scale: str, side: int) -> dict:
+  model = AlexNet(convs=conv_specs(scale), hidden=(16,), num_classes=4)
+  variables = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, side, side, 3)))
+  feats = jax.eval_shape(lambda v, x: model.apply(v, x, head=False)[1], variables,
+                         jax.ShapeDtypeStruct((1, side, side, 3), jnp.float32))
+  return {n: f.shape for n, f in feats.items()}
+
+
+def test_probes_are_one_size_at_every_layer_at_both_scales():
+  """Within +-10% of probe.target_dims at every layer: the configs' own targets, both scales."""
+  from mono_ssl import config_lib
+  from mono_ssl.models.alexnet import LAYER_NAMES
+  from mono_ssl.probe import DIMS_TOLERANCE, pool_dims, probe_pools
+  for scale, side in (("paper", 224), ("cpu", 32), ("cpu", 64)):  # 64: Tiny-ImageNet at CPU scale
+    target = config_lib.base_config("rotnet", "single", scale).probe.target_dims
+    shapes = _trunk_shapes(scale, side)
+    pools = probe_pools(shapes, LAYER_NAMES, target)
+    dims = [pool_dims(spec, *shapes[n][1:]) for n, spec in pools]
+    assert max(dims) <= (1 + DIMS_TOLERANCE) * min(dims), (scale, side, dims)
+    assert all(abs(d - target) <= DIMS_TOLERANCE * target for d in dims), (scale, side, dims)
+    if scale == "paper":  # the authors' table exactly (paper-protocol.md)
+      assert dict(pools) == {"conv1": (6, 6, 3), "conv2": (4, 4, 0), "conv3": (3, 3, 1),
+                             "conv4": (3, 3, 1), "conv5": (2, 2, 0)}
+      assert dims == [9600, 9216, 9600, 9600, 9216]
+
+
+def test_a_target_no_layer_can_meet_is_refused_with_a_size_that_works():
+  import pytest
+
+  from mono_ssl.errors import UserInputError
+  from mono_ssl.models.alexnet import LAYER_NAMES
+  from mono_ssl.probe import probe_pools
+  shapes = _trunk_shapes("cpu", 32)
+  with pytest.raises(UserInputError, match=r"probe.target_dims=2048 .*conv3 \(3x3x96 map.*"
+                                           r"set probe.target_dims=640"):
+    probe_pools(shapes, LAYER_NAMES, 2048)
+
+
+def _adaptive_max_pool_np(x, rows, cols):
+  """torch.nn.AdaptiveMaxPool2d's bins, written out."""
+  h, w = x.shape[1:3]
+  out = np.zeros((x.shape[0], rows, cols, x.shape[3]), x.dtype)
+  for i in range(rows):
+    for j in range(cols):
+      a, b = (i * h) // rows, -(-((i + 1) * h) // rows)
+      c, d = (j * w) // cols, -(-((j + 1) * w) // cols)
+      out[:, i, j] = x[:, a:b, c:d].max(axis=(1, 2))
+  return out
+
+
+def test_probe_batchnorm_is_per_channel_on_the_pooled_map_against_numpy():
+  """BatchNorm2d on the pooled map, no affine: statistics per channel over (batch, rows, cols)."""
+  from mono_ssl.probe import ProbeHeads, adaptive_max_pool
+  x = np.random.default_rng(0).normal(1.0, 2.0, (8, 7, 7, 4)).astype(np.float32)
+  x[..., 1] *= 10.0  # channels on different scales: per-(position, channel) or global stats differ
+  pooled = _adaptive_max_pool_np(x, 2, 3)
+  np.testing.assert_allclose(np.asarray(adaptive_max_pool(jnp.asarray(x), 2, 3)), pooled)
+  mean, var = pooled.mean(axis=(0, 1, 2)), pooled.var(axis=(0, 1, 2))
+  want = (pooled - mean) / np.sqrt(var + 1e-5)
+  heads = ProbeHeads(num_classes=3, pools=(("conv1", (2, 3)),))
+  feats = {"conv1": jnp.asarray(x)}
+  variables = heads.init(jax.random.key(0), feats)
+  _, state = heads.apply(variables, feats, train=True, mutable=["batch_stats", "intermediates"],
+                         capture_intermediates=True)
+  got = np.asarray(state["intermediates"]["conv1_bn"]["__call__"][0])
+  np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+  stats = state["batch_stats"]["conv1_bn"]
+  assert stats["mean"].shape == (4,)  # one statistic per channel
+  np.testing.assert_allclose(np.asarray(stats["mean"]), 0.1 * mean, rtol=1e-5)  # momentum 0.9
+  np.testing.assert_allclose(np.asarray(stats["var"]), 0.9 + 0.1 * var, rtol=1e-4)
+  assert "conv1_bn" not in variables.get("params", {})  # no scale, no offset

@@ -1,0 +1,108 @@
+r"""README tables generated from the grids' results kept in the repository (`results/`).
+
+A README block
+
+  <!-- results: results/cifar10_cpu/grid_results.json -->
+  ...generated Markdown...
+  <!-- end results -->
+
+holds the tables its JSON renders to: a grid_results.json's top-1 mean +-
+standard error per layer, the fraction of supervision's gain and each layer's
+probe size (`render`); a probe recipe study's recipe.json and curve_spread.json
+(mono_ssl.probe_recipe); a single run's probe_results.json.
+`python -m mono_ssl.results_doc README.md` rewrites every block from its
+JSON; `stale_blocks(README.md)` lists the blocks that differ from their JSON
+(tests/test_results_doc.py runs it on the repository's README).
+"""
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+from mono_ssl.models.alexnet import LAYER_NAMES
+
+BLOCK = re.compile(r"(<!-- results: (?P<path>\S+) -->\n)(?P<body>.*?)(<!-- end results -->)", re.S)
+
+
+def render(grid_results: dict) -> str:
+  """The Markdown tables of one grid_results.json."""
+  from mono_ssl.grid import fraction_table, seeds_table
+
+  rows = grid_results["runs"]
+  layers = [l for l in grid_results.get("layers", LAYER_NAMES)
+            if any(l in r["results"] for r in rows)]
+  out = [f"Top-1 (%), mean ± standard error over seeds ({grid_results['title']}):\n",
+         seeds_table(rows, layers, "top1")]
+  frac = grid_results.get("fraction_of_supervision", {})
+  if frac.get("rows"):
+    out += ["", fraction_table(rows, frac["rows"], layers, frac["supervised_row"], frac["random_row"])]
+  dims = {l: sorted({r["results"][l]["dims"] for r in rows if l in r["results"] and "dims" in r["results"][l]})
+          for l in layers}
+  if any(dims.values()):
+    out.append("Probe sizes (values per probe): "
+               + ", ".join(f"{l} {'/'.join(map(str, d))}" for l, d in dims.items() if d) + ".\n")
+  return "\n".join(out)
+
+
+def render_probe_results(results: dict) -> str:
+  """A single run's probe_results.json: top-1 of the trained and the random-init trunk."""
+  from mono_ssl.report import markdown_table
+
+  rows = {f"{results['method']} ({results['regime']})": results["trained"]}
+  if "random" in results:
+    rows["random init"] = results["random"]
+  layers = [l for l in LAYER_NAMES if l in results["trained"]]
+  return f"Top-1 (%) on {results['probe_dataset']}'s test split:\n\n" + markdown_table(rows, layers, "top1")
+
+
+def render_curve_spread(spread: dict) -> str:
+  """curve_spread.json (mono_ssl.probe_recipe --spread_only): a curve point's mean and s.d.
+  over probe seeds, per trunk and curve length, and its cost."""
+  summary = spread["summary"]
+  layers = [l for l in next(iter(summary.values())) if l != "seconds_per_point"]
+  lines = [f"Curve point over {spread['seeds']} probe seeds (same trunk, same subsets): "
+           "mean ± s.d. of validation top-1 (%)\n",
+           "| trunk, curve epochs | " + " | ".join(layers) + " | s per point |",
+           "|---|" + "---:|" * (len(layers) + 1)]
+  for key, v in summary.items():
+    lines.append(f"| {key} | " + " | ".join(f"{v[l]['mean']:.1f} ± {v[l]['sd']:.2f}" for l in layers)
+                 + f" | {v['seconds_per_point']:.1f} |")
+  return "\n".join(lines) + "\n"
+
+
+def _rendered(root: Path, rel: str) -> str:
+  """The Markdown a results file renders to, by its name."""
+  obj = json.loads((root / rel).read_text())
+  name = Path(rel).name
+  if name == "recipe.json":
+    from mono_ssl.probe_recipe import render as render_recipe
+    return render_recipe(obj, obj["base"]["layers"])
+  if name == "curve_spread.json":
+    return render_curve_spread(obj)
+  if name == "probe_results.json":
+    return render_probe_results(obj)
+  return render(obj)
+
+
+def stale_blocks(readme: str | Path) -> list[str]:
+  """The JSON paths of README blocks whose text is not what their JSON renders to."""
+  readme = Path(readme)
+  text = readme.read_text()
+  return [m["path"] for m in BLOCK.finditer(text) if m["body"] != _rendered(readme.parent, m["path"])]
+
+
+def update(readme: str | Path) -> int:
+  """Rewrites every block from its JSON; returns the number of blocks."""
+  readme = Path(readme)
+  text = readme.read_text()
+  blocks = list(BLOCK.finditer(text))
+  new = BLOCK.sub(lambda m: m.group(1) + _rendered(readme.parent, m["path"]) + m.group(4), text)
+  readme.write_text(new)
+  return len(blocks)
+
+
+if __name__ == "__main__":
+  path = sys.argv[1] if len(sys.argv) > 1 else "README.md"
+  print(f"{update(path)} results block(s) in {path} regenerated")
