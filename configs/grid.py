@@ -4,7 +4,7 @@ Run (from the repository root; rerun the same command to resume):
 
   python -m mono_ssl.grid --config=configs/grid.py:scale=cpu,probe=cifar10 --workdir=runs/grid
 
-Arguments: scale=cpu|paper, probe=cifar10|tiny_imagenet|bundled_cifar10|tfds:<name>
+Arguments: scale=cpu|paper, probe=tiny_imagenet (default)|cifar10|bundled_cifar10|tfds:<name>
 (the probe set, also the `full` regime's and the supervised baseline's
 training set; at CPU scale Tiny-ImageNet means 64 px patches), seeds=N
 (runs per row, seeds 0..N-1, reported as mean +- standard error; seed k > 0
@@ -43,7 +43,8 @@ CPU_STEP_FACTOR = {"tiny_imagenet": 0.5}
 
 
 def get_config(arg: str | None = None):
-  args = config_lib.parse_arg(arg, scale="cpu", probe="cifar10", seeds=1)
+  # Tiny-ImageNet (200 classes) is the headline CPU probe set, CIFAR-10 the second.
+  args = config_lib.parse_arg(arg, scale="cpu", probe="tiny_imagenet", seeds=1)
 
   def steps(method: str) -> dict:
     if args.scale != "cpu":

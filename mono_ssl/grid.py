@@ -16,10 +16,22 @@ diverges is listed as failed and the grid goes on (exit status 1); bad
 input (unknown run, probe set or override, missing data) stops it before
 any run with one line.
 
-Writes into the workdir: grid_results.json (every run's top-1/top-5 per
-layer, its config, wall time and images/s), grid_results.md (the paper's
-table layout, best of each column in bold), grid_layers.png (top-1 against
-depth) and conv1_filters.png (each trunk's conv1 filters).
+A row may run several seeds (`seeds=N` in the grid config, or a row's own
+`run_spec(..., seeds=N)`): seed k runs in `<workdir>/<row>_seed<k>` with
+`seed` and `probe.seed` raised by k, and the row reports the mean and
+standard error over its seeds.
+
+Writes into the workdir: grid_results.json (every row's top-1/top-5 per
+layer, mean and standard error, each seed's results and learning curve, the
+config, wall time and images/s, and the fraction of supervision's gain
+(x - random) / (supervised - random) of every other row), grid_results.md
+(the paper's table layout, best of each column in bold, and the fractions),
+grid_layers.png (top-1 against depth), conv1_filters.png (each trunk's
+conv1 filters), grid_fraction.png (the fractions per layer, 1.0 marked) and
+grid_curves.png (each row's learning curve, side by side). With
+`results_dir` set, those and each run's small files (probe results,
+learning curve, metrics, config; never checkpoints) are copied there, e.g.
+into the repository's results/<grid name>/.
 """
 from __future__ import annotations
 
@@ -411,8 +423,10 @@ def write_grid_results(workdir: Path, config, rows: list[dict], failed: list[dic
     report.plot_fractions(workdir / "grid_fraction.png",
                           {labels[n]: f for n, f in fractions.items()}, LAYER_NAMES,
                           f"fraction of supervision ({title})")
-  run_curves = {r["label"]: r["seeds"][0]["curve"] for r in rows if r.get("seeds")}
-  if any(len(c) > 1 for c in run_curves.values()):
+  # Rows that trained (a one-point curve, e.g. the random init's, is no curve to draw).
+  run_curves = {r["label"]: r["seeds"][0]["curve"] for r in rows
+                if r.get("seeds") and len(r["seeds"][0]["curve"]) > 1}
+  if run_curves:
     curves.plot_curves(workdir / "grid_curves.png", run_curves, f"learning curves ({title})")
   return out
 

@@ -175,7 +175,7 @@ def curve_spread(config, method, trained, initial, probe_train, args) -> dict:
 def render(record: dict, layers) -> str:
   """recipe.md: every candidate's validation top-1, the chosen one, the long-probe check."""
   head = "| crop scale | lr | epochs | trunk | " + " | ".join(layers) + " | mean of both trunks |"
-  lines = [f"# Probe recipe on a validation split ({record['fit']} fit / {record['validation']} "
+  lines = [f"Probe recipe on a validation split ({record['fit']} fit / {record['validation']} "
            f"validation images of the train split; run {record['workdir']})\n", head,
            "|---|---:|---:|---|" + "---:|" * (len(layers) + 1)]
   rows = [(c["crop_scale"], c["lr"], c["epochs"], c["results"], c["mean_top1"])

@@ -35,18 +35,30 @@ def markdown_table(rows: dict[str, dict], layers, metric: str = "top1",
 
 def plot_layers(path: str | os.PathLike, rows: dict[str, dict], layers, title: str) -> None:
   """Top-1 against depth, one line per row."""
+  _plot_per_layer(path, {name: {l: v["top1"] for l, v in r.items()} for name, r in rows.items()},
+                  layers, title, "top-1 accuracy (%)")
+
+
+def _plot_per_layer(path, rows: dict[str, dict], layers, title: str, ylabel: str,
+                    marks: tuple = ()) -> None:
+  """One line per row ({name: {layer: value}}; a row may lack layers, e.g. ScatNet's conv3-5),
+  20 distinct colours, and horizontal reference lines `marks` ((y, label, style), ...)."""
   # A bare Figure (no pyplot): works headless and leaves a notebook's backend alone.
+  from matplotlib import colormaps
   from matplotlib.figure import Figure
 
   fig = Figure(figsize=(5.5, 3.8))
   ax = fig.subplots()
   layers = list(layers)
-  for name, r in rows.items():
-    have = [i for i, l in enumerate(layers) if l in r]  # e.g. ScatNet has conv1-conv2 only
-    ax.plot(have, [r[layers[i]]["top1"] for i in have], marker="o", label=name)
+  colours = colormaps["tab20"].colors
+  for i, (name, r) in enumerate(rows.items()):
+    have = [j for j, l in enumerate(layers) if l in r]
+    ax.plot(have, [r[layers[j]] for j in have], marker="o", label=name, color=colours[i % 20])
+  for y, label, style in marks:
+    ax.axhline(y, color="k" if y else "grey", ls=style, lw=1, label=label)
   ax.set_xticks(range(len(layers)), layers)
   ax.set_xlabel("probed layer")
-  ax.set_ylabel("top-1 accuracy (%)")
+  ax.set_ylabel(ylabel)
   ax.set_title(title, fontsize=9)
   ax.grid(alpha=0.3)
   ax.legend(fontsize=8)
@@ -97,23 +109,5 @@ def plot_filters(path: str | os.PathLike, panels: dict, title: str) -> None:
 def plot_fractions(path: str | os.PathLike, rows: dict[str, dict], layers, title: str) -> None:
   """The fraction of supervision's gain per layer, one line per row; 1.0 (labels) and 0 (random
   init) marked."""
-  from matplotlib import colormaps
-  from matplotlib.figure import Figure
-
-  fig = Figure(figsize=(5.5, 3.8))
-  ax = fig.subplots()
-  layers = list(layers)
-  colours = colormaps["tab20"].colors
-  for i, (name, f) in enumerate(rows.items()):
-    have = [j for j, l in enumerate(layers) if l in f]
-    ax.plot(have, [f[layers[j]] for j in have], marker="o", label=name, color=colours[i % 20])
-  ax.axhline(1.0, color="k", ls="--", lw=1, label="supervised (1.0)")
-  ax.axhline(0.0, color="grey", ls=":", lw=1, label="random init (0)")
-  ax.set_xticks(range(len(layers)), layers)
-  ax.set_xlabel("probed layer")
-  ax.set_ylabel("fraction of supervision's gain")
-  ax.set_title(title, fontsize=9)
-  ax.grid(alpha=0.3)
-  ax.legend(fontsize=8)
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
+  _plot_per_layer(path, rows, layers, title, "fraction of supervision's gain",
+                  marks=((1.0, "supervised (1.0)", "--"), (0.0, "random init (0)", ":")))

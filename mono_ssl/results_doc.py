@@ -64,7 +64,7 @@ def render_curve_spread(spread: dict) -> str:
   layers = [l for l in next(iter(summary.values())) if l != "seconds_per_point"]
   lines = [f"Curve point over {spread['seeds']} probe seeds (same trunk, same subsets): "
            "mean ± s.d. of validation top-1 (%)\n",
-           "| trunk, curve epochs | " + " | ".join(layers) + " | s per point |",
+           "| trunk, curve epochs | " + " | ".join(layers) + " | s per point (with its compile) |",
            "|---|" + "---:|" * (len(layers) + 1)]
   for key, v in summary.items():
     lines.append(f"| {key} | " + " | ".join(f"{v[l]['mean']:.1f} ± {v[l]['sd']:.2f}" for l in layers)
@@ -72,8 +72,54 @@ def render_curve_spread(spread: dict) -> str:
   return "\n".join(lines) + "\n"
 
 
+def render_curve_cost(dirs: list[Path]) -> str:
+  """The learning curve's share of each run's pretraining time: `pretrain.curve_wall_s` (its
+  points' seconds) against `pretrain.wall_s` (the pretraining, points included) of each run's
+  probe_results.json under `dirs` (a run's folder, or a folder of runs)."""
+  runs = []
+  for d in map(Path, dirs):
+    runs += [d] if (d / "probe_results.json").exists() else sorted(
+        q.parent for q in d.glob("*/probe_results.json"))
+  lines = ["| run | steps | curve points | curve s | pretraining s | curve share |",
+           "|---|---:|---:|---:|---:|---:|"]
+  total_curve = total_wall = 0.0
+  for run in runs:
+    info = json.loads((run / "probe_results.json").read_text())["pretrain"]
+    if not info.get("curve_wall_s") or not info.get("steps"):
+      continue  # no curve, or nothing trained (a point at step 0 is no share of training)
+    total_curve += info["curve_wall_s"]
+    total_wall += info["wall_s"]
+    lines.append(f"| {run.name} | {info['steps']} | {info.get('curve_points', '?')} | "
+                 f"{info['curve_wall_s']:.0f} | {info['wall_s']:.0f} | "
+                 f"{100 * info['curve_wall_s'] / info['wall_s']:.1f}% |")
+  if total_wall:
+    lines.append(f"\nAll of them: {100 * total_curve / total_wall:.1f}% of pretraining time in "
+                 "curve points.")
+  return "\n".join(lines) + "\n"
+
+
+RF_CASES = (("paper", 224), ("cpu", 32), ("cpu", 64), ("cpu", 96))
+
+
+def render_receptive_fields() -> str:
+  """Each probed layer's receptive field (px, % of the input side) and map side, both scales."""
+  from mono_ssl.models.alexnet import conv_specs, receptive_fields
+
+  lines = ["| network, input | " + " | ".join(LAYER_NAMES) + " | final map |",
+           "|---|" + "---:|" * (len(LAYER_NAMES) + 1)]
+  for scale, size in RF_CASES:
+    rf = receptive_fields(conv_specs(scale), size)
+    cells = [f"{rf[l]['rf']} px ({100 * rf[l]['fraction']:.1f}%), {rf[l]['map']}²" for l in LAYER_NAMES]
+    lines.append(f"| {scale}, {size} px | " + " | ".join(cells) + f" | {rf['final_map']}² |")
+  return "\n".join(lines) + "\n"
+
+
 def _rendered(root: Path, rel: str) -> str:
-  """The Markdown a results file renders to, by its name."""
+  """The Markdown a results file renders to, by its name ("receptive_fields": computed)."""
+  if rel == "receptive_fields":
+    return render_receptive_fields()
+  if rel.startswith("curve_cost:"):  # curve_cost:DIR[,DIR...]
+    return render_curve_cost([root / d for d in rel.split(":", 1)[1].split(",")])
   obj = json.loads((root / rel).read_text())
   name = Path(rel).name
   if name == "recipe.json":

@@ -35,8 +35,10 @@ METHODS = {"rotnet": rotnet, "deepcluster": deepcluster, "bigan": bigan,
 
 # Config fields a resumed run may change without invalidating its checkpoints.
 PRETRAIN_INFO = "pretrain_info.json"  # the pretraining's steps, wall time and img/s, kept for re-probes
+# The learning curve's settings shape only the curve made while training (a finished run's
+# curve stays as it was made; a resumed one goes on with the new settings).
 RESUMABLE_FIELDS = ("train.log_every", "train.ckpt_every", "workdir", "train.sample_every",
-                    "distributed.")
+                    "distributed.", "probe.curve_", "probe.val_fraction")
 
 
 def method_module(config):

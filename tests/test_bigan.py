@@ -31,7 +31,7 @@ def tiny_bigan_config(**overrides):
                       disc_joint_hidden=32, e_start=0.0))
   c.train.update(dict(batch_size=8, num_steps=4, log_every=2, ckpt_every=2, sample_every=2))
   c.probe.update(dict(dataset="bundled_cifar10", limit_per_class=20, epochs=1, batch_size=20,
-                      eval_batch_size=100, target_dims=144))
+                      eval_batch_size=100, target_dims=144, curve_every=0))
   apply_overrides(c, overrides)
   c.lock()
   return c

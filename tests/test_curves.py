@@ -117,3 +117,18 @@ def test_grid_curves_figure(tmp_path):
   assert (tmp_path / "c.png").stat().st_size > 0
   (tmp_path / "x.jsonl").write_text("\n".join(json.dumps(p) for p in reversed(pts)) + "\n")
   assert [p["step"] for p in curves.read_curve(tmp_path / "x.jsonl")] == [0, 5, 10]
+
+
+def test_curve_settings_changed_on_a_finished_run_reprobe_nothing(tmp_path):
+  """The curve's fields shape only the curve made while training: no re-probe, no refusal."""
+  old = tiny_config(**CURVE)
+  tmp_path.mkdir(exist_ok=True)
+  (tmp_path / "config.json").write_text(old.to_json())
+  (tmp_path / "metrics.jsonl").write_text('{"step": 1}\n')
+  (tmp_path / "probe_trained.json").write_text("{}")
+  logs = []
+  train.check_workdir(tiny_config(**{**CURVE, "probe.curve_every": 5, "probe.val_fraction": 0.3}),
+                      tmp_path, log=logs.append)
+  assert (tmp_path / "probe_trained.json").exists() and not logs  # nothing archived or said
+  with pytest.raises(UserInputError, match="probe.lr"):  # a probe field still counts
+    train.check_workdir(tiny_config(**{**CURVE, "probe.lr": 0.5, "train.num_steps": 9}), tmp_path)

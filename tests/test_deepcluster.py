@@ -17,7 +17,8 @@ def tiny_dc(**overrides):
               "data.dataset_size": 64, "deepcluster.pca_dim": 16,
               "deepcluster.feature_batch": 32, "probe.dataset": "bundled_cifar10",
               "probe.limit_per_class": 20, "probe.epochs": 1, "probe.batch_size": 20,
-              "probe.eval_batch_size": 100, "probe.target_dims": 144}
+              "probe.eval_batch_size": 100, "probe.target_dims": 144,
+              "probe.curve_every": 0}
   settings.update(overrides)
   return apply_overrides(c, settings)
 

@@ -18,7 +18,8 @@ from mono_ssl.errors import UserInputError
 TINY = {"data.images": "default", "data.max_side": 512, "model.width_mult": 0.25,
         "model.hidden": (32, 32), "train.batch_size": 8, "train.num_steps": 2, "train.log_every": 2,
         "train.ckpt_every": 2, "probe.limit_per_class": 10, "probe.epochs": 1,
-        "probe.batch_size": 20, "probe.eval_batch_size": 100, "probe.target_dims": 144}
+        "probe.batch_size": 20, "probe.eval_batch_size": 100, "probe.target_dims": 144,
+        "probe.curve_every": 0}  # curves have their own tests (tests/test_curves.py)
 # Paper scale (the authors' AlexNet at a quarter width) on 64-px patches instead of 224.
 # Probed on 32-px images, its conv3-conv5 maps are 1x1 (96 / 96 / 64 values, never one size):
 # conv1 and conv2 only, 576 values each (24 channels x 4x6, 64 x 3x3).

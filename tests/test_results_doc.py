@@ -12,7 +12,10 @@ def test_readme_tables_match_their_json():
   blocks = list(results_doc.BLOCK.finditer(text))
   assert blocks, "the README has no generated results block"
   for m in blocks:
-    assert (REPO / m["path"]).is_file(), m["path"]
+    if m["path"] == "receptive_fields":
+      continue
+    for path in m["path"].removeprefix("curve_cost:").split(","):
+      assert (REPO / path).exists(), m["path"]
   assert results_doc.stale_blocks(REPO / "README.md") == []
 
 

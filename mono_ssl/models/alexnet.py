@@ -126,3 +126,30 @@ def alexnet_from_config(config, num_classes: int) -> AlexNet:
     raise UserInputError(f"model.width_mult={m.width_mult} must be > 0 (1.0 = the full width).")
   return AlexNet(convs=conv_specs(config.scale, m.width_mult), hidden=tuple(m.hidden),
                  num_classes=num_classes, dropout=m.dropout)
+
+
+POOL_KERNEL, POOL_STRIDE = 3, 2  # AlexNet's overlapping max-pool after conv1, conv2 and conv5
+
+
+def receptive_fields(convs: Sequence[ConvSpec], input_size: int) -> dict:
+  """Each probed layer's receptive field and map side for a square input, from the conv list.
+
+  Returns {layer: {"rf": px, "fraction": rf / input_size, "map": side}} for conv1..conv5
+  (taps after ReLU, before the layer's own pool, as the probes read them) and
+  {"final_map": side} after the last pool (the map the head reads). The field grows by
+  (k - 1) x the input stride of every conv and pool: the paper's AlexNet at 224 px gives
+  11 / 51 / 99 / 131 / 163 px and a 6 x 6 final map.
+  """
+  rf, jump, side = 1, 1, input_size
+  out = {}
+  for name, c in zip(LAYER_NAMES, convs):
+    rf += (c.kernel - 1) * jump
+    jump *= c.stride
+    side = (side + 2 * c.pad - c.kernel) // c.stride + 1
+    out[name] = {"rf": rf, "fraction": rf / input_size, "map": side}
+    if c.pool:
+      rf += (POOL_KERNEL - 1) * jump
+      jump *= POOL_STRIDE
+      side = (side - POOL_KERNEL) // POOL_STRIDE + 1
+  out["final_map"] = side
+  return out
