@@ -23,12 +23,12 @@ def _points(workdir):
 
 def test_curve_point_equals_a_separate_probe_of_that_steps_checkpoint(tmp_path):
   config = tiny_config(**CURVE)  # 6 steps, checkpoints at 3 and 6
-  results = train.train_and_evaluate(config, tmp_path, log=lambda s: None)
+  probe_train, _ = train.load_probe_data(config)
+  _, _, info = train.pretrain(config, tmp_path, log=lambda s: None, probe_train=probe_train)
   points = _points(tmp_path)
   assert [p["step"] for p in points] == [0, 3, 6]
   assert (tmp_path / curves.CURVE_PLOT).stat().st_size > 0
-  assert results["pretrain"]["curve_points"] == 3 and results["pretrain"]["curve_wall_s"] > 0
-  probe_train, _ = train.load_probe_data(config)
+  assert info["curve_points"] == 3 and 0 < info["curve_wall_s"] < info["wall_s"]
   method = train.method_module(config)
   state = train.state_at(config, tmp_path, step=3)
   apply_fn, variables = method.trunk(state)
