@@ -417,8 +417,12 @@ MUTATIONS: list[Mutation] = [
       "an old BiGAN workdir refused for e_optimizer='adam'"),
     # Issue 16: equal probes, per-channel BatchNorm, learning curves, grid seeds and fractions.
     M("probe-bn-per-position", "mono_ssl/probe.py",
-      "      f = f.reshape((f.shape[0], -1))\n      logits[name] = nn.Dense(",
-      "      logits[name] = nn.Dense(",
+      "      f = nn.BatchNorm(use_running_average=not train, use_scale=False, use_bias=False,\n"
+      '                       momentum=0.9, axis_name=self.bn_axis_name, name=f"{name}_bn")(f)\n'
+      "      f = f.reshape((f.shape[0], -1))\n",
+      "      f = f.reshape((f.shape[0], -1))\n"
+      "      f = nn.BatchNorm(use_running_average=not train, use_scale=False, use_bias=False,\n"
+      '                       momentum=0.9, axis_name=self.bn_axis_name, name=f"{name}_bn")(f)\n',
       "tests/test_probe.py::test_probe_batchnorm_is_per_channel_on_the_pooled_map_against_numpy",
       "probe BatchNorm after flattening: per (position, channel) statistics, not BatchNorm2d's"),
     M("probe-adaptive-bins-floor", "mono_ssl/probe.py",
