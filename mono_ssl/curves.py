@@ -51,7 +51,7 @@ def validation_split(labels: np.ndarray, num_classes: int, fraction: float, seed
   return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
 
 
-def _balanced_subset(indices: np.ndarray, labels: np.ndarray, num_classes: int, size: int,
+def balanced_subset(indices: np.ndarray, labels: np.ndarray, num_classes: int, size: int,
                      seed: int) -> np.ndarray:
   """About `size` of `indices`, the same number per class where the classes allow (sorted)."""
   if size >= len(indices):
@@ -63,7 +63,7 @@ def _balanced_subset(indices: np.ndarray, labels: np.ndarray, num_classes: int, 
   return np.sort(rng.permutation(picked)[:size])
 
 
-def _subset(ds: LabelledImages | StreamingImages, idx: np.ndarray, name: str) -> LabelledImages:
+def subset(ds: LabelledImages | StreamingImages, idx: np.ndarray, name: str) -> LabelledImages:
   """The images at `idx` as an in-memory set (a stream's are read once, here)."""
   if isinstance(ds, StreamingImages):
     images, labels = ds.fetch(idx)
@@ -80,8 +80,8 @@ def curve_sets(train: LabelledImages | StreamingImages, pc) -> tuple[LabelledIma
   """
   labels = np.asarray(train.labels)
   train_idx, val_idx = validation_split(labels, train.num_classes, pc.val_fraction, seed=0)
-  fit_idx = _balanced_subset(train_idx, labels, train.num_classes, int(pc.curve_train_size), seed=1)
-  val_idx = _balanced_subset(val_idx, labels, train.num_classes, int(pc.curve_val_size), seed=2)
+  fit_idx = balanced_subset(train_idx, labels, train.num_classes, int(pc.curve_train_size), seed=1)
+  val_idx = balanced_subset(val_idx, labels, train.num_classes, int(pc.curve_val_size), seed=2)
   if len(fit_idx) < pc.batch_size:
     raise UserInputError(f"probe.curve_train_size={pc.curve_train_size} gives {len(fit_idx)} curve "
                          f"training images of {train.name}, fewer than probe.batch_size="
@@ -89,8 +89,8 @@ def curve_sets(train: LabelledImages | StreamingImages, pc) -> tuple[LabelledIma
   if len(val_idx) == 0:
     raise UserInputError(f"probe.val_fraction={pc.val_fraction} holds out no image of {train.name}; "
                          "raise probe.val_fraction.")
-  return (_subset(train, fit_idx, f"{train.name} (curve train)"),
-          _subset(train, val_idx, f"{train.name} (validation)"))
+  return (subset(train, fit_idx, f"{train.name} (curve train)"),
+          subset(train, val_idx, f"{train.name} (validation)"))
 
 
 def curve_probe_config(pc) -> ProbeConfig:
@@ -113,7 +113,6 @@ class CurveProbe:
                probe_train: LabelledImages | StreamingImages, pc, mesh=None,
                log: Callable[[str], None] = lambda s: None):
     fit, val = curve_sets(probe_train, pc)
-    self.sizes = (len(fit), len(val))
     self._probe = LinearProbe(trunk_apply, trunk_vars, fit, val, curve_probe_config(pc),
                               mesh=mesh, log=log)
 

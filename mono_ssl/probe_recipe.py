@@ -45,9 +45,9 @@ def split_sets(probe_train, fraction: float, fit_size: int = 0
   labels = np.asarray(probe_train.labels)
   fit_idx, val_idx = curves.validation_split(labels, probe_train.num_classes, fraction, seed=0)
   if fit_size:
-    fit_idx = curves._balanced_subset(fit_idx, labels, probe_train.num_classes, fit_size, seed=1)
-  return (curves._subset(probe_train, fit_idx, f"{probe_train.name} (fit)"),
-          curves._subset(probe_train, val_idx, f"{probe_train.name} (validation)"))
+    fit_idx = curves.balanced_subset(fit_idx, labels, probe_train.num_classes, fit_size, seed=1)
+  return (curves.subset(probe_train, fit_idx, f"{probe_train.name} (fit)"),
+          curves.subset(probe_train, val_idx, f"{probe_train.name} (validation)"))
 
 
 def rankings(results: dict, layers) -> dict:
