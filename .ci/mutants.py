@@ -486,8 +486,27 @@ MUTATIONS: list[Mutation] = [
       '  return []',
       "tests/test_results_doc.py::test_a_tampered_readme_figure_is_found",
       "README tables that no longer match their JSON pass the check"),
+    M("resize-side-unchecked", "mono_ssl/datasets.py",
+      "  if not isinstance(side, int) or isinstance(side, bool) or side < 1:\n    raise UserInputError(f\"resize side",
+      "  if False:\n    raise UserInputError(f\"resize side",
+      "tests/test_resize.py::test_resize_refuses_a_bad_side",
+      "probe.resize=-48 or 4.5 reaches jax.image.resize (a deep traceback)"),
+    M("resize-ignored", "mono_ssl/train.py",
+      '  if pc.get("resize", 0):',
+      '  if False:',
+      "tests/test_resize.py::test_probe_data_resized_to_probe_resize",
+      "the mini stack probed on 64 px images it was not designed for"),
+    M("resize-crops", "mono_ssl/datasets.py",
+      "    block = ds.images[i:i + chunk]\n",
+      "    block = ds.images[i:i + chunk, :side, :side]\n",
+      "tests/test_resize.py::test_resize_keeps_the_whole_image_and_its_values",
+      "a corner crop instead of the whole image resized"),
+    M("mini-conv2-kernel-5", "mono_ssl/models/alexnet.py",
+      "    ConvSpec(24, 3, 1, 1, True),\n    ConvSpec(48, 3, 1, 1, True),",
+      "    ConvSpec(24, 3, 1, 1, True),\n    ConvSpec(48, 5, 1, 2, True),",
+      "tests/test_receptive_fields.py::test_mini_stack_is_a_miniature_of_the_papers_alexnet",
+      "a mini stack whose conv2 sees 35% of the image (the paper's: 23%)"),
 ]
-
 
 # ---------------------------------------------------------------------------------------------
 

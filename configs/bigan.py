@@ -6,7 +6,7 @@ Run (from the repository root):
 
 Arguments: regime=single|deca|full (one image / the ten photographs in
 ../shared/images/deca / the probe data set's train split without labels),
-scale=cpu|paper (narrow AlexNet encoder, G and D at 32 px, CIFAR-10 probes /
+scale=cpu|mini|paper (narrow AlexNet encoder, G and D at 32 px, CIFAR-10 probes /
 the authors' AlexNet encoder at 224 px with G and D at 64 px, ImageNet
 probes). BiGAN's own fields live under `config.bigan` (latent_dim, prior,
 gen_size, widths, d_lr_mult, Adam betas, and the options measured in the

@@ -4,7 +4,7 @@ Run (from the repository root):
 
   python -m mono_ssl.main --config=configs/deepcluster.py:regime=single,scale=cpu --workdir=runs/deepcluster_single
 
-Arguments as configs/rotnet.py: regime=single|deca|full, scale=cpu|paper.
+Arguments as configs/rotnet.py: regime=single|deca|full, scale=cpu|mini|paper.
 The cluster set is the run's data set (single/deca: data.dataset_size virtual
 patches, cpu 50,000 / paper 1,281,167; full: the images), clustered into
 500 (cpu) / 10,000 (paper) clusters after PCA to 64 / 256 dims; the
@@ -16,7 +16,7 @@ from mono_ssl import config_lib
 def get_config(arg: str | None = None):
   args = config_lib.parse_arg(arg, regime="single", scale="cpu")
   config = config_lib.base_config("deepcluster", args.regime, args.scale)
-  cpu = args.scale == "cpu"
+  cpu = args.scale != "paper"  # cpu and mini
   config.deepcluster = dict(
       num_clusters=500 if cpu else 10_000,
       pca_dim=64 if cpu else 256,

@@ -4,7 +4,7 @@ Run (from the repository root; rerun the same command to resume):
 
   python -m mono_ssl.grid --config=configs/grid.py:scale=cpu,probe=cifar10 --workdir=runs/grid
 
-Arguments: scale=cpu|paper, probe=tiny_imagenet (default)|cifar10|bundled_cifar10|tfds:<name>
+Arguments: scale=cpu|mini|paper, probe=tiny_imagenet (default)|cifar10|bundled_cifar10|tfds:<name>
 (the probe set, also the `full` regime's and the supervised baseline's
 training set; at CPU scale Tiny-ImageNet means 64 px patches), seeds=N
 (runs per row, seeds 0..N-1, reported as mean +- standard error; seed k > 0

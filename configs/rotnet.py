@@ -6,7 +6,8 @@ Run (from the repository root):
 
 Arguments: regime=single|deca|full (one image / the ten photographs in
 ../shared/images/deca / the probe data set's train split without labels),
-scale=cpu|paper (narrow AlexNet at 32 px on CIFAR-10 probes / the authors'
+scale=cpu|mini|paper (narrow AlexNet at 32 px on CIFAR-10 probes / the paper's
+AlexNet in miniature at 48 px on Tiny-ImageNet probes, models/alexnet.py / the authors'
 AlexNet at 224 px on ImageNet probes). Any field can be overridden, e.g.
 --config.train.num_steps=500 --config.probe.data_dir=/data.
 """

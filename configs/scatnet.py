@@ -7,7 +7,7 @@ Run (from the repository root):
 Nothing is trained (train.num_steps=0): the run probes the scattering
 coefficients of the probe set's images, orders <= 1 as "conv1" and orders
 <= 2 as "conv2", with the same linear probes as every AlexNet layer.
-Arguments: scale=cpu|paper (J=2 at 32 px, J=3 at 224 px; L=8 orientations;
+Arguments: scale=cpu|mini|paper (J=2 at 32 px, J=3 at 224 px; L=8 orientations;
 CIFAR-10 / ImageNet probes). There is no pretraining data; the regime is
 `single` only because every run names one, and the one default image is the
 cheapest source to load (the run never uses it).
@@ -18,7 +18,7 @@ from mono_ssl import config_lib, scatnet
 def get_config(arg: str | None = None):
   args = config_lib.parse_arg(arg, scale="cpu")
   config = config_lib.base_config("scatnet", "single", args.scale)
-  cpu = args.scale == "cpu"
+  cpu = args.scale != "paper"  # cpu and mini
   config.scatnet = dict(J=2 if cpu else 3, L=8)
   config.train.num_steps = 0
   config.probe.layers = scatnet.LAYERS  # ("conv1", "conv2"): orders <= 1 and <= 2

@@ -6,6 +6,7 @@ import ml_collections
 from mono_ssl.errors import UserInputError
 
 PAPER_DATASET_SIZE = 1_281_167  # ImageNet's train size, the authors' default patch count
+SCALES = ("cpu", "mini", "paper")  # = models.alexnet.SCALES
 
 
 def parse_arg(arg: str | None, **defaults):
@@ -44,7 +45,8 @@ def check_choice(name: str, value: str, choices) -> None:
 
 def single_image_aug(scale: str) -> ml_collections.ConfigDict:
   """The authors' patch generator, at the given scale (see mono_ssl/augment.py)."""
-  out_size, patch_size = {"cpu": (32, 40), "paper": (224, 256)}[scale]
+  # mini: 48 px from 56, about the paper's 224 from 256.
+  out_size, patch_size = {"cpu": (32, 40), "mini": (48, 56), "paper": (224, 256)}[scale]
   return ml_collections.ConfigDict(dict(
       out_size=out_size, patch_size=patch_size,
       initial_crop=True, initial_crop_frac=0.5,
@@ -67,7 +69,8 @@ def full_data_aug(scale: str) -> ml_collections.ConfigDict:
 def base_config(method: str, regime: str, scale: str) -> ml_collections.ConfigDict:
   """Every field a run reads, with this project's CPU- or paper-scale defaults."""
   check_choice("regime", regime, ("single", "deca", "full"))
-  check_choice("scale", scale, ("cpu", "paper"))
+  check_choice("scale", scale, SCALES)
+  small = scale != "paper"  # cpu and mini: this project's 2-core-CPU sizes
   c = ml_collections.ConfigDict()
   c.method = method
   c.regime = regime
@@ -78,64 +81,91 @@ def base_config(method: str, regime: str, scale: str) -> ml_collections.ConfigDi
   c.init_from = ""  # a workdir of an earlier run to start from (with train.num_steps=0: probe only)
   c.data = dict(
       images="",              # '' = the regime's default: bundled image / deca folder
-      max_side=2048 if scale == "cpu" else 0,  # 0 = full resolution
+      max_side=2048 if small else 0,  # 0 = full resolution
       dataset_size=PAPER_DATASET_SIZE,
-      full_dataset="cifar10" if scale == "cpu" else "tfds:imagenet2012",
+      full_dataset="cifar10" if small else "tfds:imagenet2012",
       data_dir="",
       # full regime and supervised: 0 = the set decoded into memory at its own size;
       # N = streamed from disk, short side resized to N, centre crop (ImageNet).
-      image_size=0 if scale == "cpu" else 256)
+      image_size=0 if small else 256)
   c.aug = full_data_aug(scale) if regime == "full" else single_image_aug(scale)
-  c.model = dict(width_mult=1.0, hidden=(512, 512) if scale == "cpu" else (4096, 4096),
-                 dropout=0.0 if scale == "cpu" else 0.5)
+  c.model = dict(width_mult=1.0, hidden=(512, 512) if small else (4096, 4096),
+                 dropout=0.0 if small else 0.5)
   c.train = dict(
-      batch_size=128 if scale == "cpu" else 192,
-      num_steps=2500 if scale == "cpu" else 50 * PAPER_DATASET_SIZE // 192,
-      lr=0.05 if scale == "cpu" else 0.01,
+      batch_size=128 if small else 192,
+      num_steps=2500 if small else 50 * PAPER_DATASET_SIZE // 192,
+      lr=0.05 if small else 0.01,
       momentum=0.9, nesterov=True, weight_decay=5e-4,
       # RotNet's schedule: /10 after 15, 30 and 45 of 50 epochs.
       lr_boundaries=(0.3, 0.6, 0.9), lr_decay=0.1,
       log_every=50, ckpt_every=500,
       sample_every=500)       # methods with image outputs (BiGAN's sample grids)
   c.probe = dict(
-      dataset="cifar10" if scale == "cpu" else "tfds:imagenet2012",
+      dataset="cifar10" if small else "tfds:imagenet2012",
       data_dir="",
       limit_per_class=0,      # 0 = every example; N = the first N per class (train split only)
-      epochs=10 if scale == "cpu" else 36,
-      batch_size=128 if scale == "cpu" else 192,
-      eval_batch_size=500 if scale == "cpu" else 200,
+      epochs=10 if small else 36,
+      batch_size=128 if small else 192,
+      eval_batch_size=500 if small else 200,
       # cpu: chosen on a validation split of CIFAR-10's train split with a trained and a random
       # trunk, among lr 0.01 / 0.1 / 0.3 x crop scale 1-1 / 0.5-1 (results/probe_recipe_cpu_cifar10/).
       # paper: the authors' 0.01.
-      lr=0.1 if scale == "cpu" else 0.01, momentum=0.9, weight_decay=1e-5,
+      lr=0.1 if small else 0.01, momentum=0.9, weight_decay=1e-5,
       lr_boundaries=(10 / 36, 20 / 36, 30 / 36), lr_decay=0.1,
       # One size at every layer (within probe.DIMS_TOLERANCE), as the paper's 9.2k-9.6k.
       # cpu: 576 is what conv5's 3x3x64 map holds unpooled at 32 px (conv3/conv4: 2x3 grids
       # of 96 channels, conv1: 3x6 of 32); the old 2048 gave 2048/1024/864/864/576.
-      target_dims=576 if scale == "cpu" else 9216,
+      target_dims=576 if small else 9216,
       # cpu: whole-image crops (area 1; aspect jitter clips them slightly) and flips, as
       # the test images are seen whole; chosen on the validation split (above): crops of
       # 50-100% of the area cost 0.7-3.2 points at lr 0.1, at every layer of both trunks.
-      crop_scale=(1.0, 1.0) if scale == "cpu" else (0.08, 1.0),
+      crop_scale=(1.0, 1.0) if small else (0.08, 1.0),
       # paper: train on random-resized 224 crops, test on ten 224 crops of the 256 px
       # test images (4 corners + centre, and flips; logits averaged). cpu: the whole image.
-      crop_size=0 if scale == "cpu" else 224,
+      crop_size=0 if small else 224,
       # 0: the set is decoded into memory at its own size (CIFAR, Tiny-ImageNet);
       # N: streamed from disk, each image's short side resized to N and centre-cropped
       # (ImageNet: too large for memory, and of mixed sizes).
-      image_size=0 if scale == "cpu" else 256,
-      ten_crop=scale != "cpu",
+      image_size=0 if small else 256,
+      ten_crop=not small,
       flip=True, random_baseline=True, seed=0,
       layers=("conv1", "conv2", "conv3", "conv4", "conv5"),  # the probed taps
       # Learning curve (mono_ssl/curves.py): every curve_every steps (0 = off) a probe of
       # curve_epochs epochs on curve_train_size train-split images, scored on a validation
       # split of val_fraction of each class of the train split (never the test split).
-      curve_every=250 if scale == "cpu" else 25_000,
-      curve_epochs=3 if scale == "cpu" else 2,
-      curve_train_size=5000 if scale == "cpu" else 10_000,
-      curve_val_size=5000 if scale == "cpu" else 10_000,
-      val_fraction=0.1)
+      curve_every=250 if small else 25_000,
+      curve_epochs=3 if small else 2,
+      curve_train_size=5000 if small else 10_000,
+      curve_val_size=5000 if small else 10_000,
+      val_fraction=0.1,
+      # N: the probe images (in memory) resized to N x N at load, so that a stack designed
+      # for N px sees them at its own scale (mini: Tiny-ImageNet 64 -> 48, CIFAR 32 -> 48).
+      resize=0)
+  if scale == "mini":
+    mini_fields(c)
   return c
+
+
+def mini_fields(c: ml_collections.ConfigDict) -> None:
+  """The mini scale's departures from the cpu defaults (in place): see models/alexnet.py.
+
+  Probes on Tiny-ImageNet (200 classes, 64 px resized to the stack's 48), the headline
+  set at this scale; the full regime and supervision train on its train split at native
+  size, cropped and resized to 48 by the method's crop.
+  """
+  c.data.full_dataset = c.probe.dataset = "tiny_imagenet"
+  c.probe.resize = c.aug.out_size
+  # 2304 = 6x6x64: conv3/conv4 pooled to 6x6, conv1 (24 ch) to 8x12, conv2/conv5 (48 ch)
+  # to 6x8 (probe.probe_pools), against 48x48x24 ... 11x11x48 unpooled.
+  c.probe.target_dims = 2304
+  # RotNet's length: the longest run that fits the budget of one run with its probes in
+  # 45 min on this project's 2-core CPU (~1.1 s a step; the curve and the 10-epoch probe on
+  # the 20,000 Tiny-ImageNet train images a few minutes); its learning curves say whether
+  # it has flattened (results/mini_scale/).
+  c.train.num_steps = 2000
+  # 200 classes: 50 images a class for a curve point (5,000 leaves 25).
+  c.probe.curve_train_size = 10_000
+
 
 
 def bigan_fields(config: ml_collections.ConfigDict, scale: str) -> ml_collections.ConfigDict:
@@ -154,7 +184,7 @@ def bigan_fields(config: ml_collections.ConfigDict, scale: str) -> ml_collection
   moved before G made anything worth inverting, and every layer probed below
   E's own random init.
   """
-  cpu = scale == "cpu"
+  cpu = scale != "paper"
   config.bigan = dict(
       latent_dim=64 if cpu else 200,
       prior="uniform",              # uniform | normal

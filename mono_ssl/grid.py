@@ -86,7 +86,7 @@ def check_probe(probe: str) -> None:
 def grid_config(runs: list[dict], scale: str = "cpu", probe: str = "cifar10",
                 title: str = "") -> ml_collections.ConfigDict:
   """The locked config of a grid: its runs and the settings every run shares."""
-  config_lib.check_choice("scale", scale, ("cpu", "paper"))
+  config_lib.check_choice("scale", scale, config_lib.SCALES)
   check_probe(probe)
   c = ml_collections.ConfigDict()
   c.title = title

@@ -98,7 +98,7 @@ def render_curve_cost(dirs: list[Path]) -> str:
   return "\n".join(lines) + "\n"
 
 
-RF_CASES = (("paper", 224), ("cpu", 32), ("cpu", 64), ("cpu", 96))
+RF_CASES = (("paper", 224), ("mini", 48), ("cpu", 32), ("cpu", 64), ("cpu", 96))
 
 
 def render_receptive_fields() -> str:

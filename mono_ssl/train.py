@@ -65,7 +65,8 @@ def _flat(d, prefix="") -> dict:
 
 
 # Config fields added after runs were made whose earlier behaviour is not 0/""/False.
-ADDED_FIELD_DEFAULTS = {"bigan.e_optimizer": "adam", "probe.layers": list(LAYER_NAMES)}
+ADDED_FIELD_DEFAULTS = {"bigan.e_optimizer": "adam", "probe.layers": list(LAYER_NAMES),
+                        "probe.resize": 0}
 
 
 def check_workdir(config, workdir: Path, log: Callable[[str], None] = print) -> None:
@@ -363,6 +364,8 @@ def load_probe_data(config) -> tuple:
     return train, test
   train = datasets.load_split(pc.dataset, "train", data_dir, limit_per_class=limit)
   test = datasets.load_split(pc.dataset, "test", data_dir)
+  if pc.get("resize", 0):  # a stack designed for another side (the mini scale's 48 px)
+    train, test = (datasets.resize_images(ds, pc.resize) for ds in (train, test))
   if train.num_classes != test.num_classes or train.images.shape[1:] != test.images.shape[1:]:
     raise UserInputError(f"probe data set {pc.dataset}: train and test splits disagree "
                          f"({train.num_classes} vs {test.num_classes} classes, "

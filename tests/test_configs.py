@@ -8,7 +8,7 @@ from conftest import REPO, load_config_file
 from mono_ssl.errors import UserInputError
 
 CASES = [("quickstart", None)] + [("rotnet", f"regime={r},scale={s}")
-                                  for r in ("single", "deca", "full") for s in ("cpu", "paper")]
+                                  for r in ("single", "deca", "full") for s in ("cpu", "mini", "paper")]
 
 
 @pytest.mark.parametrize("name,arg", CASES)

@@ -1,9 +1,11 @@
 """AlexNet with BatchNorm, returning its logits and the post-ReLU features conv1..conv5.
 
-Two scales share one definition (`ConvSpec` lists):
+Three scales share one definition (`ConvSpec` lists, `INPUT_SIDE`):
 - paper: the "big" AlexNet of the authors' probe code, 96-256-384-384-256, 224 px input;
-- cpu:   a narrow AlexNet-BN for 32-64 px inputs (see `CPU_CONVS`), so that
-         pretraining plus probes fit in minutes on a 2-core CPU.
+- mini:  the paper's AlexNet in miniature at 48 px (see `MINI_CONVS`): every probed layer
+         sees about the fraction of the image the paper's layer sees (`receptive_fields`);
+- cpu:   a narrow AlexNet-BN for 32 px inputs (see `CPU_CONVS`), the fast network of the
+         tests and the old CPU runs: its conv2 already sees 78% of the image.
 """
 from __future__ import annotations
 
@@ -52,9 +54,31 @@ CPU_CONVS = (
 )
 
 
+# Mini scale: the paper's AlexNet shrunk so that each probed layer's receptive field is
+# about the same fraction of a 48 px input as the paper's is of 224 px (6.2 / 18.8 / 44 /
+# 60 / 77% against 4.9 / 22.8 / 44 / 58 / 73%), with AlexNet's layout (max-pools after
+# conv1, conv2 and conv5) and a 5x5 map before the head (the paper's: 6x6). A faithful
+# miniature must keep the paper's map sides (the fraction fixes each layer's stride
+# relative to the image), so its cost is set by the widths: a quarter of the paper's at
+# conv1, about a sixth above (24-48-64-64-48). Chosen among candidates by step cost on this
+# project's 2-core CPU (RotNet, B=128, same run; results/mini_scale/candidates.md):
+# 32-64-96-96-64 cost 1.6x these widths; the paper's exact quarter-scale geometry (56 px,
+# conv1 3x3/1, conv2 5x5: maps 56/27/13/6) 1.7x at these widths.
+MINI_CONVS = (
+    ConvSpec(24, 3, 1, 1, True),
+    ConvSpec(48, 3, 1, 1, True),
+    ConvSpec(64, 3, 1, 1, False),
+    ConvSpec(64, 3, 1, 1, False),
+    ConvSpec(48, 3, 1, 1, True),
+)
+
+SCALES = ("cpu", "mini", "paper")
+INPUT_SIDE = {"cpu": 32, "mini": 48, "paper": 224}  # the side each stack is designed for
+
+
 def conv_specs(scale: str, width_mult: float = 1.0) -> tuple[ConvSpec, ...]:
-  """The conv stack of a scale ('cpu' or 'paper'), widths multiplied by width_mult."""
-  base = {"cpu": CPU_CONVS, "paper": PAPER_CONVS}[scale]
+  """The conv stack of a scale ('cpu', 'mini' or 'paper'), widths multiplied by width_mult."""
+  base = {"cpu": CPU_CONVS, "mini": MINI_CONVS, "paper": PAPER_CONVS}[scale]
   return tuple(dataclasses.replace(c, filters=max(1, int(round(c.filters * width_mult))))
                for c in base)
 
