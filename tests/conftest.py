@@ -1,12 +1,28 @@
 """Test setup: four fake CPU devices, so every test exercises the sharded (data-parallel) path."""
+import atexit
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import jax
 
 # Must happen before any JAX backend is initialised.
 jax.config.update("jax_num_cpu_devices", 4)
+
+# One persistent compilation cache for the whole session, shared with the CLI runs the tests
+# start as subprocesses: many tests build the same tiny steps afresh (new jit objects over the
+# same computation), and XLA's compile is most of a tiny test's time on 2 cores.
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+  os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="mono_ssl_test_jax_cache_")
+  atexit.register(shutil.rmtree, os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
+_CACHE = os.environ["JAX_COMPILATION_CACHE_DIR"]
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+jax.config.update("jax_compilation_cache_dir", _CACHE)
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # configs/ is not a package: tests load it by path
