@@ -506,9 +506,17 @@ MUTATIONS: list[Mutation] = [
       "    ConvSpec(24, 3, 1, 1, True),\n    ConvSpec(48, 5, 1, 2, True),",
       "tests/test_receptive_fields.py::test_mini_stack_is_a_miniature_of_the_papers_alexnet",
       "a mini stack whose conv2 sees 35% of the image (the paper's: 23%)"),
-]
-
-# ---------------------------------------------------------------------------------------------
+    M("flatness-last-two-only", "mono_ssl/curves.py",
+      '  tail_points = [p for p in points if p["step"] >= (1 - tail) * last]',
+      '  tail_points = points[-2:]',
+      "tests/test_results_doc.py::test_curve_flatness_measures_the_last_quarter",
+      "a curve called flat from its last two points, not its last quarter"),
+    M("scatnet-mini-probe-size", "configs/scatnet.py",
+      '{"cpu": 510, "mini": 2295, "paper": 9114}',
+      '{"cpu": 510, "mini": 9000, "paper": 9114}',
+      "tests/test_scatnet.py::test_probe_size_is_met_at_both_orders",
+      "a ScatNet probe size its maps cannot give within 10% (the run fails after loading data)"),
+]# ---------------------------------------------------------------------------------------------
 
 
 def _snapshot(dest: Path) -> None:

@@ -25,8 +25,8 @@ def get_config(arg: str | None = None):
   config.probe.random_baseline = False  # a fixed transform has no random init
   config.probe.curve_every = 0  # nothing is trained: no learning curve
   # One probe size at both layers (within 10%) nearest the AlexNet's: 51 / 243 channels at
-  # 8x8 (cpu) give 510 / 486 values; 75 / 651 at 28x28 (paper) 9,075 / 9,114
-  # (probe.nearest_feasible_target).
-  config.probe.target_dims = 510 if cpu else 9114
+  # 8x8 (cpu) give 510 / 486 values; at 12x12 (mini, 48 px) 2,295 against the AlexNet's
+  # 2,304; 75 / 651 at 28x28 (paper) 9,075 / 9,114 (probe.nearest_feasible_target).
+  config.probe.target_dims = {"cpu": 510, "mini": 2295, "paper": 9114}[args.scale]
   config.lock()
   return config

@@ -182,6 +182,26 @@ def read_curve(path: Path) -> list[dict]:
                 key=lambda p: p["step"])
 
 
+def flatness(points: list[dict], tail: float = 0.25, metric: str = "top1") -> dict:
+  """How much each layer's curve still moves at the end of a run: {layer: max - min} of the
+  points in the last `tail` of the run (steps >= (1 - tail) x the last point's step; at
+  least the last two points), in accuracy points. The faithful-network issue's stopping
+  rule: a run has flattened where conv1-conv3 move by less than 0.5 over the last quarter.
+  """
+  if len(points) < 2:
+    raise ValueError(f"a curve of {len(points)} point(s) has no tail to measure; "
+                     "set probe.curve_every below train.num_steps")
+  last = points[-1]["step"]
+  tail_points = [p for p in points if p["step"] >= (1 - tail) * last]
+  if len(tail_points) < 2:
+    tail_points = points[-2:]
+  out = {}
+  for layer in curve_layers(points):
+    values = [p[layer][metric] for p in tail_points if layer in p]
+    out[layer] = float(max(values) - min(values))
+  return {"from_step": tail_points[0]["step"], "to_step": last, "move": out}
+
+
 def curve_layers(points: list[dict]) -> list[str]:
   return [k for k in points[0] if isinstance(points[0][k], dict)] if points else []
 

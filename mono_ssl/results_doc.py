@@ -98,6 +98,30 @@ def render_curve_cost(dirs: list[Path]) -> str:
   return "\n".join(lines) + "\n"
 
 
+def render_curve_flatness(dirs: list[Path], limit: float = 0.5) -> str:
+  """Each run's learning-curve movement over the last quarter (`curves.flatness`), from the
+  probe_curve.jsonl of every run under `dirs`, and whether conv1-conv3 moved less than
+  `limit` points (the stopping rule of the faithful-network issue)."""
+  from mono_ssl.curves import flatness, read_curve
+  runs = []
+  for d in map(Path, dirs):
+    runs += [d] if (d / "probe_curve.jsonl").exists() else sorted(
+        q.parent for q in d.glob("*/probe_curve.jsonl"))
+  lines = ["| run | last quarter (steps) | " + " | ".join(LAYER_NAMES) + " | conv1-conv3 flat |",
+           "|---|---|" + "---:|" * len(LAYER_NAMES) + "---|"]
+  for run in runs:
+    points = read_curve(run / "probe_curve.jsonl")
+    if len(points) < 2:
+      continue  # nothing trained (random init: one point at step 0)
+    f = flatness(points)
+    move = f["move"]
+    flat = all(move.get(l, float("inf")) < limit for l in LAYER_NAMES[:3])
+    lines.append(f"| {run.name} | {f['from_step']}–{f['to_step']} | "
+                 + " | ".join(f"{move[l]:.2f}" if l in move else "–" for l in LAYER_NAMES)
+                 + f" | {'yes' if flat else 'no'} |")
+  return "\n".join(lines) + "\n"
+
+
 RF_CASES = (("paper", 224), ("mini", 48), ("cpu", 32), ("cpu", 64), ("cpu", 96))
 
 
@@ -118,6 +142,8 @@ def _rendered(root: Path, rel: str) -> str:
   """The Markdown a results file renders to, by its name ("receptive_fields": computed)."""
   if rel == "receptive_fields":
     return render_receptive_fields()
+  if rel.startswith("curve_flatness:"):  # curve_flatness:DIR[,DIR...]
+    return render_curve_flatness([root / d for d in rel.split(":", 1)[1].split(",")])
   if rel.startswith("curve_cost:"):  # curve_cost:DIR[,DIR...]
     return render_curve_cost([root / d for d in rel.split(":", 1)[1].split(",")])
   obj = json.loads((root / rel).read_text())

@@ -41,3 +41,31 @@ def test_a_tampered_readme_figure_is_found(tmp_path):
   assert "conv1 576" in text
   readme.write_text(re.sub(r"60\.5 ± 0\.2", "60.6 ± 0.2", text))
   assert results_doc.stale_blocks(readme) == ["g.json"]
+
+
+def test_curve_flatness_measures_the_last_quarter(tmp_path):
+  import pytest
+
+  from mono_ssl.curves import flatness
+  def pts(values, every=250):
+    return [{"step": i * every, "conv1": {"top1": v}, "conv2": {"top1": v / 2},
+             "conv3": {"top1": 1.0}} for i, v in enumerate(values)]
+  # steps 0..2000: the last quarter is 1500..2000 (three points), range 0.6 at conv1.
+  f = flatness(pts([10, 20, 30, 40, 45, 48, 48.4, 47.8, 48.2]))
+  assert (f["from_step"], f["to_step"]) == (1500, 2000)
+  assert f["move"]["conv1"] == pytest.approx(0.6) and f["move"]["conv2"] == pytest.approx(0.3)
+  assert f["move"]["conv3"] == 0.0
+  # Sparse points: at least the last two.
+  assert flatness(pts([10, 30], every=1000))["move"]["conv1"] == 20
+  with pytest.raises(ValueError, match="no tail"):
+    flatness(pts([10]))
+  for name, values in (("flat", [10, 40, 48, 48.2, 48.1]), ("rising", [10, 20, 30, 40, 50])):
+    (tmp_path / name).mkdir()
+    (tmp_path / name / "probe_curve.jsonl").write_text(
+        "".join(json.dumps(p) + "\n" for p in pts(values)))
+  (tmp_path / "random").mkdir()
+  (tmp_path / "random" / "probe_curve.jsonl").write_text(json.dumps(pts([5])[0]) + "\n")
+  table = results_doc.render_curve_flatness([tmp_path])
+  rows = {line.split(" | ")[0][2:]: line for line in table.splitlines()[2:]}
+  assert set(rows) == {"flat", "rising"}  # a one-point curve (nothing trained) is left out
+  assert rows["flat"].endswith("| yes |") and rows["rising"].endswith("| no |")

@@ -71,3 +71,20 @@ def test_the_method_wraps_it_as_a_trunk_with_nothing_to_train():
   assert feats["conv2"].shape == (2, 8, 8, 243)
   with pytest.raises(UserInputError, match="nothing to train"):
     scatnet_method.create_state(config, 32, jax.random.key(0), mesh, 10)
+
+
+@pytest.mark.parametrize("scale", ["cpu", "mini"])
+def test_probe_size_is_met_at_both_orders(scale):
+  # The config's one probe size is feasible (within the tolerance) at conv1 and conv2 of the
+  # transform at the scale's input side, so a ScatNet row probes like the AlexNet rows.
+  from mono_ssl.probe import DIMS_TOLERANCE, pool_dims, probe_pools
+  c = load_config_file("scatnet", f"scale={scale}")
+  side = c.probe.resize or c.aug.out_size
+  state = scatnet_method.create_state(c, side, jax.random.key(0), shd.make_mesh(), total_steps=0)
+  apply_fn, variables = scatnet_method.trunk(state)
+  x = jnp.zeros((1, side, side, 3))
+  _, feats = jax.eval_shape(lambda x: apply_fn(variables, x, train=False, head=False), x)
+  shapes = {k: v.shape for k, v in feats.items()}
+  for name, spec in probe_pools(shapes, c.probe.layers, c.probe.target_dims):
+    dims = pool_dims(spec, *shapes[name][1:])
+    assert abs(dims - c.probe.target_dims) <= DIMS_TOLERANCE * c.probe.target_dims
