@@ -72,14 +72,19 @@ def render_curve_spread(spread: dict) -> str:
   return "\n".join(lines) + "\n"
 
 
+def _run_dirs(dirs: list[Path], marker: str) -> list[Path]:
+  """The run folders under `dirs`: each dir itself if it holds `marker`, else its subfolders that do."""
+  runs = []
+  for d in map(Path, dirs):
+    runs += [d] if (d / marker).exists() else sorted(q.parent for q in d.glob(f"*/{marker}"))
+  return runs
+
+
 def render_curve_cost(dirs: list[Path]) -> str:
   """The learning curve's share of each run's pretraining time: `pretrain.curve_wall_s` (its
   points' seconds) against `pretrain.wall_s` (the pretraining, points included) of each run's
   probe_results.json under `dirs` (a run's folder, or a folder of runs)."""
-  runs = []
-  for d in map(Path, dirs):
-    runs += [d] if (d / "probe_results.json").exists() else sorted(
-        q.parent for q in d.glob("*/probe_results.json"))
+  runs = _run_dirs(dirs, "probe_results.json")
   lines = ["| run | steps | curve points | curve s | pretraining s | curve share |",
            "|---|---:|---:|---:|---:|---:|"]
   total_curve = total_wall = 0.0
@@ -103,10 +108,7 @@ def render_curve_flatness(dirs: list[Path], limit: float = 0.5) -> str:
   probe_curve.jsonl of every run under `dirs`, and whether conv1-conv3 moved less than
   `limit` points (the stopping rule of the faithful-network issue)."""
   from mono_ssl.curves import flatness, read_curve
-  runs = []
-  for d in map(Path, dirs):
-    runs += [d] if (d / "probe_curve.jsonl").exists() else sorted(
-        q.parent for q in d.glob("*/probe_curve.jsonl"))
+  runs = _run_dirs(dirs, "probe_curve.jsonl")
   lines = ["| run | last quarter (steps) | " + " | ".join(LAYER_NAMES) + " | conv1-conv3 flat |",
            "|---|---|" + "---:|" * len(LAYER_NAMES) + "---|"]
   for run in runs:

@@ -14,7 +14,7 @@ def test_readme_tables_match_their_json():
   for m in blocks:
     if m["path"] == "receptive_fields":
       continue
-    for path in m["path"].removeprefix("curve_cost:").split(","):
+    for path in re.sub(r"^curve_(cost|flatness):", "", m["path"]).split(","):
       assert (REPO / path).exists(), m["path"]
   assert results_doc.stale_blocks(REPO / "README.md") == []
 
