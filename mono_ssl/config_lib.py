@@ -6,7 +6,7 @@ import ml_collections
 from mono_ssl.errors import UserInputError
 
 PAPER_DATASET_SIZE = 1_281_167  # ImageNet's train size, the authors' default patch count
-SCALES = ("cpu", "mini", "paper")  # = models.alexnet.SCALES
+SCALES = ("cpu", "mini", "paper")  # the conv stacks of models.alexnet.conv_specs
 
 
 def parse_arg(arg: str | None, **defaults):

@@ -325,6 +325,16 @@ def _with_name(ds: LabelledImages, name: str) -> LabelledImages:
   return dataclasses.replace(ds, name=name)
 
 
+@functools.lru_cache(maxsize=None)
+def _resizer(side: int):
+  """One jitted uint8 resize per target side (train and test splits share its compile)."""
+  import jax
+  import jax.numpy as jnp
+  return jax.jit(lambda x: jnp.clip(jnp.round(jax.image.resize(
+      x.astype(jnp.float32), (x.shape[0], side, side, x.shape[3]), "linear", antialias=True)),
+      0, 255).astype(jnp.uint8))
+
+
 def resize_images(ds: LabelledImages, side: int, chunk: int = 2048) -> LabelledImages:
   """The set with every image resized to side x side (bilinear, antialiased when shrinking).
 
@@ -332,17 +342,13 @@ def resize_images(ds: LabelledImages, side: int, chunk: int = 2048) -> LabelledI
   scale's 48 px stack on Tiny-ImageNet's 64 px or CIFAR-10's 32 px images): the whole
   image is kept, as the probes see it whole. A set already at `side` is returned as is.
   """
-  import jax
-  import jax.numpy as jnp
   if not isinstance(side, int) or isinstance(side, bool) or side < 1:
     raise UserInputError(f"resize side {side!r} must be a positive integer (e.g. 48), or 0 for "
                          "the images' own size.")
   n, h, w, c = ds.images.shape
   if (h, w) == (side, side):
     return ds
-  shrink = jax.jit(lambda x: jnp.clip(jnp.round(jax.image.resize(
-      x.astype(jnp.float32), (x.shape[0], side, side, c), "linear", antialias=True)), 0, 255
-  ).astype(jnp.uint8))
+  shrink = _resizer(side)
   out = np.empty((n, side, side, c), np.uint8)
   for i in range(0, n, chunk):
     block = ds.images[i:i + chunk]

@@ -72,7 +72,6 @@ MINI_CONVS = (
     ConvSpec(48, 3, 1, 1, True),
 )
 
-SCALES = ("cpu", "mini", "paper")
 INPUT_SIDE = {"cpu": 32, "mini": 48, "paper": 224}  # the side each stack is designed for
 
 
