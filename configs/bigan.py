@@ -4,7 +4,9 @@ Run (from the repository root):
 
   python -m mono_ssl.main --config=configs/bigan.py:regime=single,scale=cpu --workdir=runs/bigan_single
 
-Arguments: regime=single|deca|full (one image / the ten photographs in
+Arguments: recipe=cpu|donahue (the CPU recipe measured in the README / Donahue's
+released BiGAN: his discriminator, E head and losses, see `donahue_recipe`),
+regime=single|deca|full (one image / the ten photographs in
 ../shared/images/deca / the probe data set's train split without labels),
 scale=cpu|mini|paper (narrow AlexNet encoder, G and D at 32 px, CIFAR-10 probes /
 the authors' AlexNet encoder at 224 px with G and D at 64 px, ImageNet
@@ -21,10 +23,31 @@ train.sample_every steps. Any field can be overridden, e.g.
 """
 from mono_ssl import config_lib
 
+RECIPES = ("cpu", "donahue")
+
 
 def get_config(arg: str | None = None):
-  args = config_lib.parse_arg(arg, regime="single", scale="cpu")
+  args = config_lib.parse_arg(arg, regime="single", scale="cpu", recipe="cpu")
   config = config_lib.base_config("bigan", args.regime, args.scale)
   config_lib.bigan_fields(config, args.scale)
+  if args.recipe not in RECIPES:
+    raise config_lib.UserInputError(f"recipe={args.recipe!r} is not one of {', '.join(RECIPES)}.")
+  if args.recipe == "donahue":
+    donahue_recipe(config)
   config.lock()
+  return config
+
+
+def donahue_recipe(config):
+  """Donahue's released BiGAN (jeffdonahue/bigan train_imagenet.sh, train_gan.py, net.py), the
+  probed AlexNet trunk unchanged: his D (5x5 stride-2 convs, LeakyReLU, z as a per-channel
+  bias of conv2.., batch norm with real and generated pairs as separate batches, a
+  zero-initialised linear output), his E head (conv5 -> z, no fc6/fc7, 2 sigmoid - 1), the
+  losses as means of their real and fake terms, no L2 on BatchNorm gains, and none of the
+  CPU recipe's departures (batch-standardised codes, E held still for half the run).
+  His --encode_normalize only weighs the latent-regression and KL losses, which a BiGAN
+  does not use (dist.py lines 290-295; gan.py lines 250-268): nothing to carry over."""
+  config.bigan.update(dict(disc_arch="donahue", disc_bn=True, disc_cat_inputs=False,
+                           encoder_head="linear", loss_scale=0.5, decay_gains=False,
+                           standardise_codes=False, e_start=0.0))
   return config

@@ -8,7 +8,8 @@ Arguments: scale=cpu|mini|paper, probe=tiny_imagenet (default)|cifar10|bundled_c
 (the probe set, also the `full` regime's and the supervised baseline's
 training set; at CPU scale Tiny-ImageNet means 64 px patches), seeds=N
 (runs per row, seeds 0..N-1, reported as mean +- standard error; seed k > 0
-in <workdir>/<row>_seed<k>). Rows:
+in <workdir>/<row>_seed<k>), seeded=a:b (only rows a and b run `seeds` seeds,
+the others one; the rows are joined by ":" as "," separates arguments). Rows:
 supervised (labels, configs/supervised.py), random (the AlexNet at
 initialisation: RotNet with train.num_steps=0), scatnet (configs/scatnet.py;
 conv1-conv2 only), then each method in each regime. `--config.only=a,b`
@@ -48,7 +49,8 @@ CPU_STEP_FACTOR = {"tiny_imagenet": 0.5}
 
 def get_config(arg: str | None = None):
   # Tiny-ImageNet (200 classes) is the headline CPU probe set, CIFAR-10 the second.
-  args = config_lib.parse_arg(arg, scale="cpu", probe="tiny_imagenet", seeds=1)
+  args = config_lib.parse_arg(arg, scale="cpu", probe="tiny_imagenet", seeds=1,
+                               seeded="")
 
   def steps(method: str) -> dict:
     if args.scale != "cpu":
@@ -62,6 +64,15 @@ def get_config(arg: str | None = None):
   ]
   runs += [grid.run_spec(f"{m}_{r}", m, f"regime={r}", f"{m} ({r})", steps(m))
            for m in METHODS for r in REGIMES]
+  if args.seeded:  # only these rows run `seeds` seeds, the others one
+    names = [n.strip() for n in args.seeded.split(":") if n.strip()]
+    unknown = sorted(set(names) - {r["name"] for r in runs})
+    if unknown:
+      raise config_lib.UserInputError(
+          f"seeded={':'.join(unknown)} names no row of this grid; its rows: "
+          + ", ".join(r["name"] for r in runs) + ".")
+    for r in runs:
+      r["seeds"] = args.seeds if r["name"] in names else 1
   config = grid.grid_config(runs, args.scale, args.probe,
                             title=f"scale {args.scale}: linear probes on {args.probe}")
   config.seeds = args.seeds

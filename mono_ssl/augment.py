@@ -460,12 +460,29 @@ class StreamPatchGenerator:
     return StreamPatchGenerator(self.stream, cfg, self.seed, self.period)
 
 
-def check_sizes(images: Sequence[np.ndarray], cfg: AugmentConfig, names: Sequence[str]) -> None:
-  """Refuses source images too small to give a patch without upsampling everything."""
+def canvas_side(cfg: AugmentConfig) -> int:
+  """The side of the canvas a patch's crop is resized to (step 2): ceil(sqrt(2) S) with a
+  corner-free affine, else S = `patch_size` (363 px for the paper's 256)."""
+  S = cfg.patch_size
+  return math.ceil(math.sqrt(2) * S) if (cfg.affine and cfg.corner_free) else S
+
+
+def check_sizes(images: Sequence[np.ndarray], cfg: AugmentConfig, names: Sequence[str]
+                ) -> list[str]:
+  """Warnings (one line each) for source images whose crop is upsampled to the canvas.
+
+  The authors' photograph (2560x1920) gives a 960 px initial crop for a 363 px
+  canvas: every patch is a downscale. A smaller image still works (the patches
+  are magnified and blurred), so it is warned about, not refused.
+  """
+  canvas, out = canvas_side(cfg), []
   for im, name in zip(images, names):
     short = min(im.shape[:2])
     side = cfg.initial_crop_frac * short if cfg.initial_crop else short
-    if side < cfg.out_size:
-      raise UserInputError(
-          f"image {name} is {im.shape[1]}x{im.shape[0]} px: its crop side {side:.0f} px is smaller "
-          f"than the patch size {cfg.out_size} px; use a larger image or lower aug.out_size.")
+    if side < canvas:
+      out.append(f"image {name} is {im.shape[1]}x{im.shape[0]} px: its crop side {side:.0f} px is "
+                 f"upsampled to the {canvas} px canvas (x{canvas / side:.2f} before any "
+                 f"random-resized crop), so its patches are blurred; use an image with a short side "
+                 f"of at least {math.ceil(canvas / (cfg.initial_crop_frac if cfg.initial_crop else 1))}"
+                 f" px for sharp patches.")
+  return out

@@ -66,6 +66,13 @@ def full_data_aug(scale: str) -> ml_collections.ConfigDict:
   return aug
 
 
+# The head's dropout at scale=paper, per method, as the originals' AlexNets have it:
+# Gidaris et al.'s RotNet AlexNet has none (FeatureLearningRotNet architectures/AlexNet.py:
+# Linear -> BatchNorm -> ReLU in the classifier); DeepCluster's head is Dropout -> Linear ->
+# ReLU -> Dropout -> Linear -> ReLU, and torchvision's supervised AlexNet likewise drops 0.5.
+HEAD_DROPOUT = {"rotnet": 0.0, "deepcluster": 0.5, "supervised": 0.5}
+
+
 def base_config(method: str, regime: str, scale: str) -> ml_collections.ConfigDict:
   """Every field a run reads, with this project's CPU- or paper-scale defaults."""
   check_choice("regime", regime, ("single", "deca", "full"))
@@ -90,7 +97,7 @@ def base_config(method: str, regime: str, scale: str) -> ml_collections.ConfigDi
       image_size=0 if small else 256)
   c.aug = full_data_aug(scale) if regime == "full" else single_image_aug(scale)
   c.model = dict(width_mult=1.0, hidden=(512, 512) if small else (4096, 4096),
-                 dropout=0.0 if small else 0.5)
+                 dropout=0.0 if small else HEAD_DROPOUT.get(method, 0.5))
   c.train = dict(
       batch_size=128 if small else 192,
       num_steps=2500 if small else 50 * PAPER_DATASET_SIZE // 192,
@@ -203,7 +210,14 @@ def bigan_fields(config: ml_collections.ConfigDict, scale: str) -> ml_collection
       unary_scores=False,  # BigBiGAN: D's loss also on s_x(x) and s_z(z) (models/bigan.py)
       e_optimizer="adam",  # adam | sgd (E only; sgd uses train.momentum, lr train.lr * e_lr_mult)
       e_start=0.5 if cpu else 0.0,  # fraction of the run before E's weights move (0: at once)
-      b1=0.5, b2=0.999)
+      b1=0.5, b2=0.999,
+      # Donahue's released BiGAN (configs/bigan.py recipe=donahue sets these):
+      disc_arch="joint_mlp",  # joint_mlp | donahue (models/bigan.py)
+      disc_bn=True,           # donahue D: batch norm after conv2.. (his default; --nobn: off)
+      disc_cat_inputs=False,  # donahue D: real and fake pairs in one BN batch (his --cat_inputs)
+      encoder_head="alexnet",  # alexnet (model.hidden FC layers) | linear (conv5 -> z, 2 sigmoid - 1)
+      loss_scale=1.0,         # 0.5: each side's loss is the mean of its real and fake terms
+      decay_gains=True)       # False: no L2 decay on BatchNorm gains (his --no_decay_gain)
   config.train.update(dict(
       batch_size=128,
       # cpu: RotNet's step count; a BiGAN step costs about a RotNet step

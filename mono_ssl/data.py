@@ -21,10 +21,20 @@ class PretrainSource:
   size: int          # number of distinct patch indices (the virtual data set size)
   description: str
   stream: Any = None  # streaming.StreamingImages of the full regime with data.image_size > 0
+  warnings: tuple[str, ...] = ()  # one line each, for the log (e.g. upsampled source images)
 
 
 def _labels_note(config) -> str:
   return "(with labels)" if config.method == "supervised" else "(labels unused)"
+
+
+def default_images(config) -> str:
+  """The image spec of `data.images=''`: the ten photographs for deca; for single, the
+  bundled photograph, at full resolution (3088x2056, a 1028 px initial crop for the
+  363 px canvas, like the paper's 960 px) at scale=paper, else its 1024 px copy."""
+  if config.regime == "deca":
+    return "deca"
+  return "default_full" if config.scale == "paper" else "default"
 
 
 def pretrain_source(config) -> PretrainSource:
@@ -37,17 +47,18 @@ def pretrain_source(config) -> PretrainSource:
   regime = config.regime
   aug = AugmentConfig.from_config(config.aug)
   if regime in ("single", "deca"):
-    spec = config.data.images or ("deca" if regime == "deca" else "default")
+    spec = config.data.images or default_images(config)
     paths = images.resolve_image_paths(spec)
     max_side = config.data.max_side or None
     imgs = images.load_images(paths, max_side=max_side)
-    check_sizes(imgs, aug, [str(p) for p in paths])
+    warnings = check_sizes(imgs, aug, [str(p) for p in paths])
     if config.data.dataset_size < 1:
       raise UserInputError(f"data.dataset_size={config.data.dataset_size} must be >= 1.")
     shapes = ", ".join(f"{im.shape[1]}x{im.shape[0]}" for im in imgs)
     return PretrainSource(ImageBank.from_images(imgs), aug, int(config.data.dataset_size),
                           f"{regime}: {len(imgs)} image(s) [{shapes}] from {spec}, "
-                          f"{config.data.dataset_size} virtual patches")
+                          f"{config.data.dataset_size} virtual patches",
+                          warnings=tuple(warnings))
   if regime == "full":
     if config.data.image_size:  # too large for memory (ImageNet): decoded batch by batch
       stream = datasets.open_stream(config.data.full_dataset, "train", config.data.data_dir or None,

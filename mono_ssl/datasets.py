@@ -597,7 +597,7 @@ def tfds_source(tfds_name: str, split: str, data_dir: str, encoded: bool = False
     tfds_split = "train" if "train" in available else None
   else:
     tfds_split = next(
-        (s for s in ("test", "validation") if s in available), None
+        (s for s in test_split_order(tfds_name) if s in available), None
     )
   if tfds_split is None:
     raise UserInputError(
@@ -630,7 +630,32 @@ def tfds_source(tfds_name: str, split: str, data_dir: str, encoded: bool = False
     ) from e
   if len(source) == 0:
     raise _tfds_missing(tfds_name, data_dir, f"split {tfds_split!r} is empty")
+  check_labelled(tfds_name, tfds_split, source[0]["label"], available)
   return source, int(num_classes), tfds_split
+
+
+def test_split_order(tfds_name: str) -> tuple[str, ...]:
+  """The tfds splits a probe's "test" reads, first found first.
+
+  imagenet2012's `test` split (tfds 5.1.0 on) holds the 100k unlabelled challenge
+  images (every label -1): its labelled held-out set is `validation`, the
+  authors' evaluation set too.
+  """
+  if tfds_name.split("/")[0].split(":")[0] == "imagenet2012":
+    return ("validation",)
+  return ("test", "validation")
+
+
+def check_labelled(tfds_name: str, split: str, first_label: Any, available: list[str]) -> None:
+  """Refuses a split without labels (tfds writes -1), when the data is opened, before any
+  training: otherwise the probes would train for hours and fail at the first test batch."""
+  if int(np.asarray(first_label)) < 0:
+    others = [s for s in available if s != split]
+    raise UserInputError(
+        f"tfds data set {tfds_name!r}: split {split!r} is unlabelled (its labels are -1); probe "
+        f"on a labelled split (this set also has {others})" if others else
+        f"tfds data set {tfds_name!r}: split {split!r} is unlabelled (its labels are -1); use a "
+        "data set whose train and test/validation splits carry labels")
 
 
 

@@ -177,14 +177,18 @@ def run_config(grid, spec: dict, seed: int = 0):
   return cfg
 
 
-def conv1_filters(cfg, workdir: Path) -> np.ndarray:
+def conv1_filters(cfg, workdir: Path) -> np.ndarray | None:
   """A finished run's conv1 kernel (k, k, 3, C), cached as conv1_filters.npy in its workdir.
 
-  ScatNet's "filters" are the real parts of its first-order Morlet wavelets.
+  ScatNet's "filters" are the real parts of its first-order Morlet wavelets. None for a
+  run restored from results/ without its checkpoints or its conv1_filters.npy (e.g. on a
+  new machine): rebuilding the state there would retrain it, so its filters are left out.
   """
   path = workdir / "conv1_filters.npy"
   if path.exists():
     return np.load(path)
+  if cfg.method != "scatnet" and not (workdir / "checkpoints").is_dir():
+    return None
   if cfg.method == "scatnet":
     kernel = np.moveaxis(scatnet.spatial_wavelets(cfg.scatnet.J, cfg.scatnet.L), 0, -1)[:, :, None]
   else:
@@ -306,7 +310,8 @@ def aggregate_row(spec: dict, seeds: list[dict]) -> dict:
           "regime": first["config"]["regime"], "workdir": first["workdir"], "results": results,
           "se": se, "n_seeds": len(seeds), "steps": first["steps"],
           "wall_s": sum(s["wall_s"] for s in seeds),
-          "images_per_s": first["images_per_s"], "config": first["config"], "conv1": first["conv1"],
+          "images_per_s": first["images_per_s"], "config": first["config"],
+          "conv1": next((s["conv1"] for s in seeds if s["conv1"] is not None), None),
           "seeds": [{k: v for k, v in s.items() if k not in ("config", "conv1")} for s in seeds]}
 
 
@@ -329,7 +334,7 @@ def supervision_fractions(rows: list[dict], supervised: str, random: str) -> dic
 
 # A run's small outputs kept with the grid's results (never checkpoints).
 RUN_OUTPUTS = ("probe_results.json", "probe_results.md", curves.CURVE_FILE, curves.CURVE_PLOT,
-               "metrics.jsonl", "config.json")
+               "metrics.jsonl", "config.json", "conv1_filters.npy", "grid_run.json")
 GRID_OUTPUTS = ("grid_results.json", "grid_results.md", "grid_layers.png", "conv1_filters.png",
                 "grid_fraction.png", "grid_curves.png")
 
@@ -416,7 +421,8 @@ def write_grid_results(workdir: Path, config, rows: list[dict], failed: list[dic
               + "; ".join(f"{f['name']}: {f['error']}" for f in failed))
   (workdir / "grid_results.md").write_text("\n".join(md) + "\n")
   report.plot_layers(workdir / "grid_layers.png", table, LAYER_NAMES, title)
-  report.plot_filters(workdir / "conv1_filters.png", {r["label"]: r["conv1"] for r in rows},
+  report.plot_filters(workdir / "conv1_filters.png", {r["label"]: r["conv1"] for r in rows
+                                                           if r["conv1"] is not None},
                       f"conv1 filters ({title})")
   if fractions:
     labels = {r["name"]: r["label"] for r in rows}

@@ -27,6 +27,9 @@ _ASSETS = Path(__file__).resolve().parent / "assets"
 
 # The bundled default single image (made by `mono_ssl/assets/make_assets.py`).
 DEFAULT_IMAGE: Path = _ASSETS / "life_1024.jpg"
+# The same photograph unmodified (3088x2056): the single image at scale=paper, where
+# the 1024 px copy's 341 px initial crop would be upsampled to the 363 px canvas.
+FULL_IMAGE: Path = _ASSETS / "life_3088.jpg"
 DEFAULT_IMAGE_ATTRIBUTION = (
     '"life" (c) 2018 Aitzol Berasategi, CC BY 4.0 (downscaled to 1024 px)'
 )
@@ -41,7 +44,7 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 _REDUCING_GAP = 3.0
 
 _SPEC_HELP = (
-    "pass 'default', 'deca', an image file, a directory of .jpg/.jpeg/.png"
+    "pass 'default', 'default_full', 'deca', an image file, a directory of .jpg/.jpeg/.png"
     " images, or a comma-separated list of files"
 )
 
@@ -299,13 +302,14 @@ def _images_in_dir(d: Path) -> list[Path]:
 
 def _resolve_one(item: str) -> list[Path]:
   """Resolves one (comma-free) item of an image spec."""
-  if item == "default":
-    if not DEFAULT_IMAGE.is_file():
+  if item in ("default", "default_full"):
+    path = DEFAULT_IMAGE if item == "default" else FULL_IMAGE
+    if not path.is_file():
       raise UserInputError(
-          f"the bundled default image {DEFAULT_IMAGE} is missing; reinstall"
+          f"the bundled image {path} is missing; reinstall"
           " mono_ssl or run `python -m mono_ssl.assets.make_assets`"
       )
-    return [DEFAULT_IMAGE]
+    return [path]
   if item == "deca":
     return _images_in_dir(paths_lib.find_in_shared("images", "deca"))
   p = Path(item).expanduser()
@@ -320,7 +324,8 @@ def resolve_image_paths(spec: str) -> list[Path]:
   """Turns an image-set spec into a list of image files (not yet loaded).
 
   Args:
-    spec: one of `"default"` (the bundled 1024 px image), `"deca"` (the ten
+    spec: one of `"default"` (the bundled 1024 px image), `"default_full"`
+      (the same photograph at full resolution, 3088x2056), `"deca"` (the ten
       photos in `<shared>/images/deca`, see `mono_ssl.paths`), an image file, a
       directory (its .jpg/.jpeg/.png files in name order), or a comma-separated
       list of any of these (files are the usual case). The names `default` and

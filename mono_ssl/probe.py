@@ -307,7 +307,11 @@ class LinearProbe:
     """trunk_vars: any variables of the architecture (only their shapes are read here)."""
     mesh = mesh or shd.make_mesh()
     shd.check_batch_size(cfg.batch_size, mesh, "probe.batch_size")
-    shd.check_batch_size(cfg.eval_batch_size, mesh, "probe.eval_batch_size")
+    eval_bs = shd.fit_batch_size(cfg.eval_batch_size, mesh)
+    if eval_bs != cfg.eval_batch_size:
+      log(f"probe.eval_batch_size={cfg.eval_batch_size} runs as {eval_bs}, a multiple of the "
+          f"{mesh.size} devices")
+      cfg = dataclasses.replace(cfg, eval_batch_size=eval_bs)
     self.train, self.test, self.cfg, self.mesh, self.log = train, test, cfg, mesh, log
     self.trunk_apply = trunk_apply
     repl, bsh = shd.replicated(mesh), shd.batch_sharded(mesh)
@@ -421,7 +425,7 @@ def evaluate_probes(trunk_apply, trunk_vars, heads, heads_vars, test: LabelledIm
   bsh = shd.batch_sharded(mesh)
   evaluate = evaluate or jitted_eval_step(trunk_apply, heads, cfg, mesh)
   n = len(test)
-  bs = cfg.eval_batch_size
+  bs = shd.fit_batch_size(cfg.eval_batch_size, mesh)  # the last batch is padded to it anyway
   counts = {name: np.zeros(2, np.int64) for name, _ in heads.pools}
   spans = [np.arange(start, min(start + bs, n)) for start in range(0, n, bs)]
   if isinstance(test, StreamingImages):

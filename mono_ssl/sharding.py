@@ -35,6 +35,19 @@ def check_batch_size(batch_size: int, mesh: Mesh, field: str) -> None:
         f"use a multiple of {n} (e.g. {max(n, (batch_size // n) * n or n)}).")
 
 
+def fit_batch_size(batch_size: int, mesh: Mesh) -> int:
+  """The largest multiple of the device count not above `batch_size` (at least one per device).
+
+  For evaluation batches, which pad and mask their last batch anyway: a config's
+  500 runs as 496 on 8 devices instead of being refused (a training batch is
+  not refitted: it changes the optimisation, so `check_batch_size` refuses it).
+  """
+  n = mesh.size
+  if batch_size < 1:
+    raise UserInputError(f"an evaluation batch of {batch_size} must be >= 1.")
+  return max(n, batch_size // n * n)
+
+
 def to_global(tree, sharding: NamedSharding):
   """Host data (identical on every process) -> global jax.Arrays with `sharding`.
 

@@ -66,7 +66,9 @@ def _flat(d, prefix="") -> dict:
 
 # Config fields added after runs were made whose earlier behaviour is not 0/""/False.
 ADDED_FIELD_DEFAULTS = {"bigan.e_optimizer": "adam", "probe.layers": list(LAYER_NAMES),
-                        "probe.resize": 0}
+                        "probe.resize": 0, "bigan.disc_arch": "joint_mlp", "bigan.disc_bn": True,
+                        "bigan.disc_cat_inputs": False, "bigan.encoder_head": "alexnet",
+                        "bigan.loss_scale": 1.0, "bigan.decay_gains": True}
 
 
 def check_workdir(config, workdir: Path, log: Callable[[str], None] = print) -> None:
@@ -243,6 +245,8 @@ def pretrain(config, workdir: Path, mesh=None, log: Callable[[str], None] = prin
   repl, bsh = shd.replicated(mesh), shd.batch_sharded(mesh)
   source = pretrain_source(config)
   log(f"data: {source.description}")
+  for line in source.warnings:
+    log(f"warning: {line}")
   total = int(tc.num_steps)
   _, schedule = sgd_from_config(tc, total)
   _, data_key, step_key = run_keys(config)
@@ -387,8 +391,9 @@ def train_and_evaluate(config, workdir: str | os.PathLike, log: Callable[[str], 
   log(f"devices: {jax.device_count()} x {jax.devices()[0].platform}; workdir {workdir}")
   # Probe data first: a missing data set should fail before minutes of training.
   probe_train, probe_test = load_probe_data(config)
-  for field in ("batch_size", "eval_batch_size"):  # likewise a probe batch that cannot run
-    shd.check_batch_size(config.probe[field], mesh, f"probe.{field}")
+  # Likewise a probe batch that cannot run (the evaluation batch is refitted to the devices).
+  shd.check_batch_size(config.probe.batch_size, mesh, "probe.batch_size")
+  shd.fit_batch_size(config.probe.eval_batch_size, mesh)
   trained, initial, info = pretrain(config, workdir, mesh, log, probe_train=probe_train)
   info_path = workdir / PRETRAIN_INFO
   if info["resumed_from"] < info["steps"]:

@@ -77,3 +77,62 @@ def test_cli_override_reaches_the_config(tmp_path):
   assert r.returncode == 2 and "cifar11" in r.stderr and "Traceback" not in r.stderr
   saved = (tmp_path / "config.json").read_text()
   assert '"dataset": "cifar11"' in saved
+
+
+def test_paper_scale_heads_follow_each_original():
+  # Gidaris et al.'s RotNet AlexNet has no dropout in its head; DeepCluster's and the
+  # supervised AlexNet's drop 0.5. The CPU scales drop nothing.
+  want = {"rotnet": 0.0, "deepcluster": 0.5, "supervised": 0.5}
+  for method, dropout in want.items():
+    assert load_config_file(method, "regime=single,scale=paper" if method != "supervised"
+                            else "scale=paper").model.dropout == dropout, method
+  assert load_config_file("deepcluster", "regime=single,scale=cpu").model.dropout == 0.0
+
+
+def test_paper_scale_single_image_is_the_full_resolution_photograph():
+  from PIL import Image
+
+  from mono_ssl import augment, data, images
+  c = load_config_file("rotnet", "regime=single,scale=paper")
+  assert data.default_images(c) == "default_full"
+  (path,) = images.resolve_image_paths(data.default_images(c))
+  with Image.open(path) as im:
+    w, h = im.size
+  canvas = augment.canvas_side(augment.AugmentConfig.from_config(c.aug))
+  assert canvas == 363  # ceil(sqrt(2) * 256)
+  assert max(w, h) >= 2560 and c.aug.initial_crop_frac * min(w, h) >= canvas  # no upsampling
+  assert data.default_images(load_config_file("rotnet", "regime=single,scale=cpu")) == "default"
+  assert data.default_images(load_config_file("rotnet", "regime=deca,scale=paper")) == "deca"
+
+
+def test_small_source_images_are_warned_about_not_refused(tmp_path):
+  """Half the short side below the canvas: patches are upsampled; a warning, and the run goes on."""
+  import numpy as np
+  from conftest import tiny_config
+  from PIL import Image
+
+  from mono_ssl import augment, data
+  small = tmp_path / "small.png"
+  Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 50, 3), np.uint8)).save(small)
+  source = data.pretrain_source(tiny_config(**{"data.images": str(small)}))
+  assert len(source.warnings) == 1 and "small.png is 50x40 px" in source.warnings[0]
+  assert "upsampled" in source.warnings[0] and "\n" not in source.warnings[0]
+  assert source.bank is not None
+  # The bundled photograph at the paper's canvas: no warning.
+  from mono_ssl import images
+  c = load_config_file("rotnet", "regime=single,scale=paper")
+  big = images.load_images(images.resolve_image_paths("default_full"))
+  assert augment.check_sizes(big, augment.AugmentConfig.from_config(c.aug), ["life"]) == []
+  half = images.load_images(images.resolve_image_paths("default"))  # 1024 px: 341 px crop < 363
+  assert len(augment.check_sizes(half, augment.AugmentConfig.from_config(c.aug), ["life"])) == 1
+
+
+def test_grid_seeded_rows_run_the_seeds_and_the_others_one():
+  c = load_config_file("grid", "scale=mini,seeds=3,seeded=random:rotnet_single")
+  seeds = {r["name"]: r["seeds"] for r in c.runs}
+  assert seeds["random"] == seeds["rotnet_single"] == 3
+  assert seeds["supervised"] == seeds["rotnet_deca"] == 1
+  assert all(r["seeds"] == 0 for r in load_config_file("grid", "seeds=3").runs)  # all: the grid's
+  with pytest.raises(UserInputError, match="seeded=rotnet_singel names no row") as e:
+    load_config_file("grid", "seeds=3,seeded=rotnet_singel")
+  assert "\n" not in str(e.value)

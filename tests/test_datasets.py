@@ -372,3 +372,41 @@ def test_tfds_reads_prepared_array_record(tmp_path):
         for img, lab in zip(ds.images, ds.labels, strict=True)
     )
     assert got == want
+
+
+def test_imagenet_probes_on_its_labelled_validation_split():
+  # imagenet2012's `test` split is the unlabelled challenge set: never the probe's test.
+  assert datasets.test_split_order("imagenet2012") == ("validation",)
+  assert datasets.test_split_order("imagenet2012:5.1.0") == ("validation",)
+  assert datasets.test_split_order("cifar10")[0] == "test"
+
+
+def test_tfds_unlabelled_test_split_is_refused_when_opened(tmp_path):
+  """A split whose labels are -1 (tfds' 'no label') fails at load, before any training."""
+  tfds = pytest.importorskip("tensorflow_datasets")
+  rng = np.random.default_rng(5)
+  items = [(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8), i % 3) for i in range(4)]
+
+  class MonoSslFakeUnlabelled(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+    VERSION = tfds.core.Version("1.0.0")
+
+    def _info(self):
+      return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict(
+          {"image": tfds.features.Image(shape=(8, 8, 3)),
+           "label": tfds.features.ClassLabel(num_classes=3)}))
+
+    def _split_generators(self, dl_manager):
+      del dl_manager
+      return {"train": self._generate_examples(items, False),
+              "test": self._generate_examples(items, True)}
+
+    def _generate_examples(self, rows, unlabelled):
+      for i, (img, label) in enumerate(rows):
+        yield i, {"image": _png(img), "label": -1 if unlabelled else label}
+
+  MonoSslFakeUnlabelled(data_dir=str(tmp_path), file_format="array_record").download_and_prepare()
+  assert len(datasets.load_split("tfds:mono_ssl_fake_unlabelled", "train", tmp_path)) == 4
+  with pytest.raises(UserInputError) as e:
+    datasets.load_split("tfds:mono_ssl_fake_unlabelled", "test", tmp_path)
+  msg = str(e.value)
+  assert "'test' is unlabelled" in msg and "['train']" in msg and "\n" not in msg

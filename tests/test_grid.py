@@ -1,5 +1,6 @@
 """The grid runner: tiny grid -> four outputs, a second invocation reruns nothing; grid and ablation configs."""
 import json
+import shutil
 import subprocess
 import sys
 
@@ -88,6 +89,24 @@ def test_tiny_paper_scale_grid_writes_every_output_and_a_second_run_reruns_nothi
   assert sum("finished earlier" in l for l in logs2) == 3
   assert {p: p.stat().st_mtime_ns for p in mtimes} == mtimes
   assert [r["results"] for r in again["runs"]] == [r["results"] for r in saved["runs"]]
+  # On a new machine: only the runs' small files (what results/ keeps) -> nothing is retrained;
+  # a run without its conv1_filters.npy is left out of the filter figure, not rebuilt.
+  restored = tmp_path.parent / (tmp_path.name + "_restored")
+  for sub in tmp_path.iterdir():
+    if sub.is_dir() and (sub / grid.FINISHED).exists():
+      (restored / sub.name).mkdir(parents=True)
+      for name in grid.RUN_OUTPUTS:
+        if (sub / name).exists():
+          shutil.copy2(sub / name, restored / sub.name / name)
+  assert (restored / "scatnet" / "conv1_filters.npy").exists()  # exported with the small files
+  (restored / "rotnet_single" / "conv1_filters.npy").unlink()
+  logs3 = []
+  back = grid.run_grid(tiny_paper_grid(), restored, log=logs3.append)
+  assert not any(": running in " in l or l.startswith("step ") for l in logs3)
+  assert not (restored / "rotnet_single" / "checkpoints").exists()
+  assert [r["results"] for r in back["runs"]] == [r["results"] for r in saved["runs"]]
+  assert [r["wall_s"] for r in back["runs"]] == [r["wall_s"] for r in saved["runs"]]
+  assert (restored / "conv1_filters.png").stat().st_size > 0
   # A finished run whose training config has changed since is refused, not silently reported.
   changed = tiny_paper_grid()
   changed.runs[3]["overrides"]["train.lr"] = 0.5

@@ -174,3 +174,39 @@ def test_deepcluster_step_under_pmap_with_axis_name_matches_jit():
                   jax.tree.leaves(jax.device_get((p_state.params, p_state.batch_stats)))):
     for d in range(4):
       np.testing.assert_allclose(a, b[d], rtol=2e-4, atol=2e-5)
+
+
+QUICKSTART_ON_8 = """
+import sys, json
+sys.path.insert(0, {tests!r})
+import conftest  # asks for 4 devices; this child wants 8
+import jax
+jax.config.update("jax_num_cpu_devices", 8)
+assert jax.device_count() == 8, jax.devices()
+from mono_ssl import train
+c = conftest.load_config_file("quickstart", None)
+# The quickstart as it is (probe batch 128, evaluation batch 500: not a multiple of 8),
+# its pretraining skipped and its probes shortened: the probe stage is what is tested.
+c = conftest.apply_overrides(c, {{"train.num_steps": 0, "probe.limit_per_class": 16,
+                                  "probe.epochs": 1, "probe.random_baseline": False,
+                                  "probe.curve_every": 0}})
+logs = []
+res = train.train_and_evaluate(c, {out!r}, log=logs.append)
+print(json.dumps({{"trained": res["trained"], "logs": logs}}))
+"""
+
+
+@pytest.mark.slow
+def test_quickstart_probe_stage_runs_on_eight_devices(tmp_path):
+  code = QUICKSTART_ON_8.format(tests=str(REPO / "tests"), out=str(tmp_path / "run"))
+  xla_flags = (os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0").strip()
+  env = dict(os.environ, PYTHONPATH=str(REPO), XLA_FLAGS=xla_flags)
+  r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                     timeout=600)
+  assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
+  import json
+  out = json.loads(r.stdout.strip().splitlines()[-1])
+  assert any("probe.eval_batch_size=500 runs as 496" in line for line in out["logs"]), out["logs"]
+  assert set(out["trained"]) == {"conv1", "conv2", "conv3", "conv4", "conv5"}
+  for layer, v in out["trained"].items():  # every one of the 1,000 test images counted once
+    assert abs(v["top1"] * 10 - round(v["top1"] * 10)) < 1e-6, (layer, v)

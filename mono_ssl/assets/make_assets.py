@@ -5,6 +5,8 @@
 Writes, next to this file:
   * life_1024.jpg: the default single image, downscaled to a 1024 px long side
     (bicubic, antialiased), JPEG quality 92, metadata stripped;
+  * life_3088.jpg: the same photograph, copied unmodified (the single image
+    at scale=paper, where the paper's crop of a 2560 px photograph is matched);
   * cifar10_small.npz: the first 500 train and first 100 test images of each
     CIFAR-10 class, JPEG bytes copied unchanged (no re-encoding), both splits in
     one file with keys train_data/train_offsets/train_labels and test_...;
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import shutil
 import sys
 import zipfile
 from pathlib import Path
@@ -114,6 +117,8 @@ def make_attribution(dst: Path) -> None:
       " the long side (from life_by_Aitzol_Berasategi.jpg, 3088x2056, taken"
       " unmodified from the Debian package lomiri-wallpapers-16.04"
       " 20.04.0-2)\n"
+      f"life_3088.jpg       {IMAGE_LICENCE}; life_by_Aitzol_Berasategi.jpg"
+      " (3088x2056) copied unmodified from the same package\n"
       "cifar10_small.npz   CIFAR-10 data set: A. Krizhevsky, Learning Multiple"
       " Layers of Features from Tiny Images, 2009,"
       " https://www.cs.toronto.edu/~kriz/cifar.html; subset of the first"
@@ -135,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
   if shared is None or not shared.is_dir():
     raise SystemExit("shared folder not found; pass --shared /path/to/shared")
   size = make_image(shared / SOURCE_IMAGE, ASSETS / "life_1024.jpg")
+  shutil.copyfile(shared / SOURCE_IMAGE, ASSETS / "life_3088.jpg")
   print(
       f"life_1024.jpg {size[0]}x{size[1]}"
       f" {(ASSETS / 'life_1024.jpg').stat().st_size} bytes"

@@ -67,6 +67,14 @@ def _ge_labels(ge_params) -> Any:
   return jax.tree_util.tree_map_with_path(label, ge_params)
 
 
+def _not_gains(params) -> Any:
+  """True for every leaf but BatchNorm gains ('scale' of a *_bn module)."""
+  def keep(path, _):
+    keys = [str(getattr(k, "key", "")) for k in path]
+    return not (keys[-1] == "scale" and len(keys) > 1 and keys[-2].endswith("_bn"))
+  return jax.tree_util.tree_map_with_path(keep, params)
+
+
 def optimisers(config, total_steps: int) -> tuple[optax.GradientTransformation,
                                                    optax.GradientTransformation]:
   """(G/E optimiser, D optimiser): L2 weight decay, then Adam on the train block's schedule.
@@ -92,8 +100,11 @@ def optimisers(config, total_steps: int) -> tuple[optax.GradientTransformation,
       return schedule
     return lambda t: jnp.where(t >= start, schedule(t) * mult, 0.0)
 
+  # Donahue's --no_decay_gain (lib/updates.py lines 38-41): no L2 on BatchNorm gains.
+  mask = None if b.decay_gains else _not_gains
+
   def adam(mult, start=0):
-    return optax.chain(optax.add_decayed_weights(tc.weight_decay),
+    return optax.chain(optax.add_decayed_weights(tc.weight_decay, mask=mask),
                        optax.adam(rate(mult, start), b1=b.b1, b2=b.b2))
 
   def enc(mult, start):
@@ -127,6 +138,11 @@ def _check(config, image_size: int) -> None:
                          f"train.batch_size={config.train.batch_size} (e.g. 4).")
   if not b.r1_gamma >= 0:
     raise UserInputError(f"bigan.r1_gamma={b.r1_gamma} must be >= 0 (0: no R1 penalty).")
+  nets.discriminator_from_config(config)  # an unknown disc_arch, with its line
+  nets.encoder_from_config(config)
+  if not b.loss_scale > 0:
+    raise UserInputError(f"bigan.loss_scale={b.loss_scale} must be > 0 (1: sums of the real "
+                         "and fake terms; 0.5: their means, as Donahue's).")
   if b.latent_dim < 1:
     raise UserInputError(f"bigan.latent_dim={b.latent_dim} must be >= 1.")
   nets.num_doublings(b.gen_size)
@@ -175,7 +191,7 @@ def with_networks(state: BiGANState, config, axis_name: Any = None) -> BiGANStat
   return state.replace(
       encoder_apply=nets.encoder_from_config(config, bn_axis_name=axis_name).apply,
       generator_apply=nets.generator_from_config(config, bn_axis_name=axis_name).apply,
-      discriminator_apply=nets.discriminator_from_config(config).apply)
+      discriminator_apply=nets.discriminator_from_config(config, axis_name=axis_name).apply)
 
 
 def trunk(state: BiGANState):
@@ -207,6 +223,10 @@ def make_train_step(config=None, axis_name: Any = None) -> Callable:
   standardise = bool(b.standardise_codes)
   unary = bool(b.unary_scores)
   r1_gamma = float(b.r1_gamma)
+  # Donahue's D normalises real and generated pairs as two batches (his default).
+  separate = b.disc_arch == "donahue" and bool(b.disc_bn) and not b.disc_cat_inputs
+  loss_scale = float(b.loss_scale)
+  half_logits = b.encoder_head == "linear"
 
   def step(state: BiGANState, images: jax.Array, key: jax.Array):
     k_z, k_enc, k_disc = jax.random.split(key, 3)
@@ -228,20 +248,17 @@ def make_train_step(config=None, axis_name: Any = None) -> Callable:
       (logits, _), enc_upd = state.encoder_apply(
           {"params": ge_params["encoder"], "batch_stats": bs["encoder"]}, x, train=True,
           mutable=["batch_stats"], rngs={"dropout": k_enc})
-      ez = nets.code_from_logits(logits, prior, standardise, axis_name)
+      ez = nets.code_from_logits(_code_logits(logits, half_logits), prior, standardise, axis_name)
       gx, gen_upd = state.generator_apply(
           {"params": ge_params["generator"], "batch_stats": bs["generator"]}, z, train=True,
           mutable=["batch_stats"])
-      # Real and fake pairs in one call (D has no BatchNorm, so this changes
-      # nothing numerically): one set of dropout masks to draw and compile.
-      d_logits = state.discriminator_apply(
-          {"params": d_params}, jnp.concatenate([x_small, normalise(gx)]),
-          jnp.concatenate([ez, z]), train=True, rngs={"dropout": k_disc})
-      d_real, d_fake = d_logits[:n], d_logits[n:]
+      d_real, d_fake = disc_scores(state.discriminator_apply, d_params, (x_small, ez),
+                                   (normalise(gx), z), separate, k_disc)
       # -log sigmoid(a) = softplus(-a): D wants real -> 1, fake -> 0 ...
-      d_loss = jnp.mean(jax.nn.softplus(-d_real)) + jnp.mean(jax.nn.softplus(d_fake))
+      d_loss = loss_scale * (jnp.mean(jax.nn.softplus(-d_real)) + jnp.mean(jax.nn.softplus(d_fake)))
       # ... G and E want the opposite (non-saturating: swapped labels, not -d_loss).
-      ge_loss = jnp.mean(jax.nn.softplus(d_real)) + jnp.mean(jax.nn.softplus(-d_fake))
+      ge_loss = loss_scale * (jnp.mean(jax.nn.softplus(d_real))
+                              + jnp.mean(jax.nn.softplus(-d_fake)))
       if unary:
         # BigBiGAN: the same losses summed over s_xz, s_x and s_z (means over
         # the batch, so each score weighs the same); accuracies on s_xz.
@@ -293,9 +310,35 @@ def make_train_step(config=None, axis_name: Any = None) -> Callable:
   return step
 
 
-@functools.partial(jax.jit, static_argnames=("prior", "gen_size", "standardise"))
+def disc_scores(disc_apply: Callable, d_params: Any, real: tuple, fake: tuple, separate: bool,
+                key: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """D's logits of the real pairs (x, E(x)) and of the generated pairs (G(z), z).
+
+  `separate`: two calls, so a D with batch norm normalises each half by its own
+  statistics (Donahue's default, gan.py lines 62-76) and a real pair's score
+  does not depend on the generated half. Else one call on both halves joined
+  (his --cat_inputs; without batch norm in D it changes nothing numerically,
+  and it is one set of dropout masks to draw and compile).
+  """
+  if separate:
+    return (disc_apply({"params": d_params}, *real, train=True, rngs={"dropout": key}),
+            disc_apply({"params": d_params}, *fake, train=True,
+                       rngs={"dropout": jax.random.fold_in(key, 2)}))
+  n = real[0].shape[0]
+  logits = disc_apply({"params": d_params}, jnp.concatenate([real[0], fake[0]]),
+                      jnp.concatenate([real[1], fake[1]]), train=True, rngs={"dropout": key})
+  return logits[:n], logits[n:]
+
+
+def _code_logits(logits: jax.Array, half: bool) -> jax.Array:
+  """Donahue's E squashes its linear head as 2 sigmoid(a) - 1 = tanh(a / 2) (dist.py lines
+  121-125); `squash_code`'s tanh then needs a / 2."""
+  return 0.5 * logits if half else logits
+
+
+@functools.partial(jax.jit, static_argnames=("prior", "gen_size", "standardise", "half"))
 def _render(state: BiGANState, images: jax.Array, z: jax.Array, prior: str, gen_size: int,
-            standardise: bool = False):
+            standardise: bool = False, half: bool = False):
   """(G(z), real patches at gen_size, G(E(x))), all in [0, 1]."""
   def generate(codes):
     # Batch statistics rather than the running averages: a GAN's generator
@@ -308,7 +351,7 @@ def _render(state: BiGANState, images: jax.Array, z: jax.Array, prior: str, gen_
 
   enc_fn, enc_vars = trunk(state)
   logits, _ = enc_fn(enc_vars, normalise(images), train=False)  # the probes' E: inference BN
-  codes = nets.code_from_logits(logits, prior, standardise)
+  codes = nets.code_from_logits(_code_logits(logits, half), prior, standardise)
   return generate(z), _resize(images, gen_size), generate(codes)
 
 
@@ -344,7 +387,7 @@ def on_log(state: BiGANState, images: jax.Array, step: int, workdir, config) -> 
   local_images = np.concatenate([np.asarray(shards[k]) for k in sorted(shards)])[:NUM_RECON]
   samples, real, recon = jax.device_get(
       _render(local_state, local_images, z, prior=b.prior, gen_size=int(b.gen_size),
-              standardise=bool(b.standardise_codes)))
+              standardise=bool(b.standardise_codes), half=b.encoder_head == "linear"))
   workdir = Path(workdir)
   Image.fromarray(_grid(np.asarray(samples), 8)).save(workdir / f"samples_{step}.png")
   # Each real patch followed by its reconstruction: 4 pairs per row.

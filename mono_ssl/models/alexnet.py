@@ -102,6 +102,8 @@ class AlexNet(nn.Module):
   dropout: float = 0.0
   bn_axis_name: Any = None
   dtype: Any = jnp.float32
+  classifier_bias: bool = True       # BiGAN's Donahue head: a bias-free map to z
+  classifier_init_std: float = 0.01
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False, head: bool = True):
@@ -134,7 +136,8 @@ class AlexNet(nn.Module):
       feats[f"fc{i + 6}"] = x  # DeepCluster clusters the last of these
       if self.dropout:
         x = nn.Dropout(self.dropout, deterministic=not train)(x)
-    logits = nn.Dense(self.num_classes, kernel_init=nn.initializers.normal(0.01),
+    logits = nn.Dense(self.num_classes, use_bias=self.classifier_bias,
+                      kernel_init=nn.initializers.normal(self.classifier_init_std),
                       name="classifier")(x)
     return logits.astype(jnp.float32), feats
 

@@ -8,11 +8,13 @@
   patches (callers normalise both before D sees them). Each stage is a
   sub-pixel conv rather than DCGAN's 4x4 stride-2 transposed conv: a superset
   of it, and ~4x faster on a CPU (see `_upsample`).
-- Discriminator D: a conv path on x (stride-2 4x4 convs, LeakyReLU 0.2, down
-  to 4x4), an MLP on z, and a joint MLP on their concatenation -> one logit.
-  No BatchNorm in D: real and fake pairs go through it in one batch, whose
-  statistics would couple each pair's score to the rest of the batch (and
-  need their own state); dropout in its FC layers regularises it instead.
+- Discriminator D, two designs (`bigan.disc_arch`):
+  * "donahue" (`DonahueDiscriminator`): Donahue's released D, z entering each
+    conv after the first as a per-channel bias, batch norm on real and
+    generated pairs as separate batches;
+  * "joint_mlp" (`JointDiscriminator`): a conv path on x (stride-2 4x4 convs,
+    LeakyReLU 0.2, down to 4x4), an MLP on z, and a joint MLP on their
+    concatenation -> one logit; no BatchNorm, dropout in its FC layers.
 
 `gen_size` may differ from the encoder's input size (Donahue et al.'s
 "generalized BiGAN": E reads 112 px crops, G/D work at 64 px); D then sees
@@ -199,9 +201,91 @@ class JointDiscriminator(nn.Module):
     return jnp.stack([s_xz, s_x, s_z], axis=-1)
 
 
+class BatchStatNorm(nn.Module):
+  """Batch normalisation by the batch's own statistics only, with a learned gain and bias.
+
+  Donahue's D (jeffdonahue/bigan net.py BatchNorm, lines 483-530) normalises by
+  the biased batch variance over (N, H, W) in training, which is the only mode a
+  discriminator is used in, and keeps no running averages. eps 1e-8 as there.
+  `axis_name`: the statistics are averaged over that `jax.pmap` axis (under
+  `jax.jit` a sharded batch's mean is already global).
+  """
+  eps: float = 1e-8
+  axis_name: Any = None
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    axes = tuple(range(x.ndim - 1))
+    mean, mean_sq = jnp.mean(x, axes), jnp.mean(jnp.square(x), axes)
+    if self.axis_name is not None:
+      mean, mean_sq = jax.lax.pmean((mean, mean_sq), self.axis_name)
+    var = jnp.maximum(mean_sq - jnp.square(mean), 0.0)
+    gain = self.param("scale", nn.initializers.ones, (x.shape[-1],))
+    bias = self.param("bias", nn.initializers.zeros, (x.shape[-1],))
+    return (x - mean) * jax.lax.rsqrt(var + self.eps) * gain + bias
+
+
+class DonahueDiscriminator(nn.Module):
+  """Donahue et al.'s joint D(x, z), as jeffdonahue/bigan's train_imagenet.sh builds it.
+
+  `convnet_64` (net.py lines 1150-1155): 5x5 stride-2 convs (widths w, 2w, 4w, ...
+  down to 4x4), LeakyReLU 0.2, no FC layers, no dropout. conv1 has no bias, no
+  BN and no z. z enters every later conv as a conditioning input (net.py
+  `apply_cond`, lines 787-804): its own linear map of z (no bias, init N(0,
+  0.02 * 5^2)) added as a per-sample, per-channel bias to the conv's output,
+  then batch norm (`bn`) and the nonlinearity. The output is a linear read-out
+  of the flattened 4x4 map, zero-initialised and without bias (gan.py lines
+  189-206): D(x, z) = 0.5 for every pair at step 0.
+
+  Batch norm couples a pair's score to the rest of its batch, so the caller
+  passes real pairs and generated pairs as separate batches (Donahue's default;
+  his `--cat_inputs` joins them): each half is normalised by its own statistics,
+  and D cannot tell them apart by batch statistics alone.
+  """
+  width: int = 64
+  bn: bool = True
+  axis_name: Any = None
+
+  @nn.compact
+  def __call__(self, x: jax.Array, z: jax.Array, train: bool = False) -> jax.Array:
+    del train  # no dropout; batch statistics in every call, like Donahue's D
+    n = num_doublings(x.shape[1])
+    h = x
+    for i in range(n):
+      ch = self.width * 2 ** i
+      h = nn.Conv(ch, (5, 5), strides=(2, 2), padding=((2, 2), (2, 2)), use_bias=False,
+                  kernel_init=_DCGAN_INIT, name=f"conv{i + 1}")(h)
+      if i:
+        h = h + nn.Dense(ch, use_bias=False, kernel_init=nn.initializers.normal(0.02 * 5 ** 2),
+                         name=f"z_to_conv{i + 1}")(z)[:, None, None, :]
+        if self.bn:
+          h = BatchStatNorm(axis_name=self.axis_name, name=f"conv{i + 1}_bn")(h)
+        else:  # --nobn: the BN's bias is the conv's only bias
+          h = h + self.param(f"conv{i + 1}_bias", nn.initializers.zeros, (ch,))
+      h = nn.leaky_relu(h, 0.2)
+    h = h.reshape((h.shape[0], -1))
+    return nn.Dense(1, use_bias=False, kernel_init=nn.initializers.zeros, name="out")(h)[:, 0]
+
+
+ENCODER_HEADS = ("alexnet", "linear")
+
+
 def encoder_from_config(config, bn_axis_name: Any = None) -> AlexNet:
-  """E: the config's AlexNet-BN whose output layer gives the `bigan.latent_dim` code logits."""
-  return alexnet_from_config(config, config.bigan.latent_dim).clone(bn_axis_name=bn_axis_name)
+  """E: the config's AlexNet-BN whose output layer gives the `bigan.latent_dim` code logits.
+
+  `bigan.encoder_head`: "alexnet", the trunk's own FC layers (`model.hidden`) and
+  output layer; "linear", Donahue's head (train_gan.py with gan.py lines 242-243):
+  one bias-free linear map of the flattened conv5 map (after pool5 here, as the
+  probed trunk has it) to z, without fc6/fc7. The trunk below is the same.
+  """
+  b = config.bigan
+  if b.encoder_head not in ENCODER_HEADS:
+    raise UserInputError(f"bigan.encoder_head={b.encoder_head!r} is not one of "
+                         f"{', '.join(ENCODER_HEADS)}.")
+  net = alexnet_from_config(config, b.latent_dim).clone(bn_axis_name=bn_axis_name)
+  if b.encoder_head == "linear":
+    net = net.clone(hidden=(), classifier_bias=False, classifier_init_std=0.02)
+  return net
 
 
 def generator_from_config(config, bn_axis_name: Any = None) -> Generator:
@@ -211,9 +295,17 @@ def generator_from_config(config, bn_axis_name: Any = None) -> Generator:
                    icnr=bool(b.gen_icnr))
 
 
-def discriminator_from_config(config) -> JointDiscriminator:
-  """D of `config.bigan` (its widths and FC dropout)."""
+DISC_ARCHS = ("joint_mlp", "donahue")
+
+
+def discriminator_from_config(config, axis_name: Any = None) -> nn.Module:
+  """D of `config.bigan`: `disc_arch` "donahue" (`DonahueDiscriminator`, `disc_bn`) or
+  "joint_mlp" (`JointDiscriminator`: its widths and FC dropout)."""
   b = config.bigan
+  if b.disc_arch not in DISC_ARCHS:
+    raise UserInputError(f"bigan.disc_arch={b.disc_arch!r} is not one of {', '.join(DISC_ARCHS)}.")
+  if b.disc_arch == "donahue":
+    return DonahueDiscriminator(width=b.disc_width, bn=bool(b.disc_bn), axis_name=axis_name)
   return JointDiscriminator(width=b.disc_width, z_hidden=b.disc_z_hidden,
                             joint_hidden=b.disc_joint_hidden, dropout=b.disc_dropout,
                             unary=bool(b.unary_scores), mbstd=int(b.disc_mbstd))
