@@ -4,15 +4,15 @@ Run (from the repository root):
 
   python -m mono_ssl.main --config=configs/bigan.py:regime=single,scale=cpu --workdir=runs/bigan_single
 
-Arguments: recipe=cpu|donahue (the CPU recipe measured in the README / Donahue's
+Arguments: recipe=cpu|donahue (the CPU recipe measured in docs/bigan.md / Donahue's
 released BiGAN: his discriminator, E head and losses, see `donahue_recipe`),
 regime=single|deca|full (one image / the ten photographs in
 ../shared/images/deca / the probe data set's train split without labels),
 scale=cpu|mini|paper (narrow AlexNet encoder, G and D at 32 px, CIFAR-10 probes /
 the authors' AlexNet encoder at 224 px with G and D at 64 px, ImageNet
 probes). BiGAN's own fields live under `config.bigan` (latent_dim, prior,
-gen_size, widths, d_lr_mult, Adam betas, and the options measured in the
-README's BiGAN section: standardise_codes, e_start, unary_scores,
+gen_size, widths, d_lr_mult, Adam betas, and the options measured in
+docs/bigan.md: standardise_codes, e_start, unary_scores,
 e_optimizer, gen_icnr, disc_mbstd, r1_gamma); `train.lr` is the Adam rate.
 At scale=cpu E's codes are batch-standardised and E starts to learn halfway
 through the run (with Donahue et al.'s recipe E's features probed below its

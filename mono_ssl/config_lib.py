@@ -184,7 +184,7 @@ def bigan_fields(config: ml_collections.ConfigDict, scale: str) -> ml_collection
   loop's logged lr is the real one.
 
   CPU scale (2,500 steps) departs from that recipe in two ways, measured on
-  the CIFAR-10 probes (README, "BiGAN"): E's codes are batch-standardised to
+  the CIFAR-10 probes (docs/bigan.md): E's codes are batch-standardised to
   the prior's marginals, and E stays at its initialisation for the first half
   of the run while G and D train. With Donahue et al.'s recipe E's filters
   moved before G made anything worth inverting, and every layer probed below

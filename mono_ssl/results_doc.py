@@ -12,7 +12,7 @@ probe size (`render`); a probe recipe study's recipe.json and curve_spread.json
 (mono_ssl.probe_recipe); a single run's probe_results.json.
 `python -m mono_ssl.results_doc README.md` rewrites every block from its
 JSON; `stale_blocks(README.md)` lists the blocks that differ from their JSON
-(tests/test_results_doc.py runs it on the repository's README).
+(tests/test_results_doc.py runs it on the README and docs/*.md).
 """
 from __future__ import annotations
 

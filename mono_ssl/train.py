@@ -68,7 +68,13 @@ def _flat(d, prefix="") -> dict:
 ADDED_FIELD_DEFAULTS = {"bigan.e_optimizer": "adam", "probe.layers": list(LAYER_NAMES),
                         "probe.resize": 0, "bigan.disc_arch": "joint_mlp", "bigan.disc_bn": True,
                         "bigan.disc_cat_inputs": False, "bigan.encoder_head": "alexnet",
-                        "bigan.loss_scale": 1.0, "bigan.decay_gains": True}
+                        "bigan.loss_scale": 1.0, "bigan.decay_gains": True,
+                        # DeepCluster before the original's choices were options (the old
+                        # behaviour: a workdir made then resumes only under these values).
+                        "deepcluster.reassign": 1.0, "deepcluster.fresh_views": False,
+                        "deepcluster.feature_tap": "fc", "deepcluster.head_bn": True,
+                        "deepcluster.kmeans_init": "kmeans++", "deepcluster.top_momentum": 0.9,
+                        "deepcluster.sobel": False}
 
 
 def check_workdir(config, workdir: Path, log: Callable[[str], None] = print) -> None:
@@ -281,7 +287,8 @@ def pretrain(config, workdir: Path, mesh=None, log: Callable[[str], None] = prin
   # Optional method hooks: a sampler that reads the state (DeepCluster's
   # cluster-uniform sampler), a batch builder, and a host-side hook run
   # before each step (DeepCluster's per-epoch clustering).
-  sample = getattr(method, "sample_indices", None)
+  make_sampler = getattr(method, "make_sampler", None)
+  sample = make_sampler(config) if make_sampler else getattr(method, "sample_indices", None)
   if sample is None:
     def sample(st, key, batch):
       del st

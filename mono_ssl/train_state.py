@@ -65,13 +65,14 @@ def sgd_from_config(tc, total_steps: int) -> tuple[optax.GradientTransformation,
 
 def create_classifier_state(model, config, image_size: int, key: jax.Array, mesh,
                             total_steps: int, state_cls: type | None = None,
+                            tx: optax.GradientTransformation | None = None,
                             **extra: Callable[[], Any]) -> Any:
   """A fresh, mesh-replicated state of an AlexNet classifier trained by `config.train`'s SGD.
 
-  `state_cls` (default TrainState) may be a subclass; `extra` maps its own fields to
+  `tx`: another optimiser (default the train block's SGD). `state_cls` (default TrainState) may be a subclass; `extra` maps its own fields to
   zero-argument functions making their initial arrays (called inside the jitted init).
   """
-  tx, _ = sgd_from_config(config.train, total_steps)
+  tx = tx or sgd_from_config(config.train, total_steps)[0]
   state_cls = state_cls or TrainState
 
   def init(key):

@@ -2,21 +2,25 @@
 import json
 import re
 
+import pytest
 from conftest import REPO
 
 from mono_ssl import results_doc
 
 
-def test_readme_tables_match_their_json():
-  text = (REPO / "README.md").read_text()
-  blocks = list(results_doc.BLOCK.finditer(text))
-  assert blocks, "the README has no generated results block"
+@pytest.mark.parametrize("doc", ["README.md"] + sorted(
+    str(p.relative_to(REPO)) for p in (REPO / "docs").glob("*.md")))
+def test_readme_and_docs_tables_match_their_json(doc):
+  path = REPO / doc
+  blocks = list(results_doc.BLOCK.finditer(path.read_text()))
+  if doc == "README.md":
+    assert blocks, "the README has no generated results block"
   for m in blocks:
     if m["path"] == "receptive_fields":
       continue
-    for path in re.sub(r"^curve_(cost|flatness):", "", m["path"]).split(","):
-      assert (REPO / path).exists(), m["path"]
-  assert results_doc.stale_blocks(REPO / "README.md") == []
+    for source in re.sub(r"^curve_(cost|flatness):", "", m["path"]).split(","):
+      assert (path.parent / source).exists(), (doc, m["path"])  # relative to the document
+  assert results_doc.stale_blocks(path) == []
 
 
 def _grid(tmp_path):

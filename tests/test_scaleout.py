@@ -35,7 +35,10 @@ def scaleout_config(method: str):
            "model.hidden": (32, 32), "train.batch_size": BATCH}
   if method == "deepcluster":
     c = load_config_file("deepcluster", "regime=single,scale=cpu")
+    # No dropout: under pmap each device would draw its own masks. The head with BatchNorm
+    # (an option; the original's has none): its statistics are what pmap must average.
     return apply_overrides(c, dict(small, **{"deepcluster.num_clusters": 8, "data.dataset_size": DC_SIZE,
+                                  "model.dropout": 0.0, "deepcluster.head_bn": True,
                                   "train.lr": 0.05}))
   c = config_lib.bigan_fields(config_lib.base_config("bigan", "single", "cpu"), "cpu")
   apply_overrides(c, small)

@@ -271,7 +271,7 @@ def make_train_step(config=None, axis_name: Any = None) -> Callable:
         # leave G and E a useless gradient (with Donahue et al.'s recipe G's loss
         # reached 57 by step 150). A second D pass on the real half, with its input
         # gradient, so the step runs at about half the rate; at CPU scale it did not
-        # change the probes (README, "BiGAN at CPU scale").
+        # change the probes (docs/bigan.md, "BiGAN at CPU scale").
         def real_score(xr, zr):
           out = state.discriminator_apply({"params": d_params}, xr, zr, train=True,
                                           rngs={"dropout": jax.random.fold_in(k_disc, 1)})

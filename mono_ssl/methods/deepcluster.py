@@ -16,19 +16,23 @@ is a fresh loader view (method crop + flip) of base patch i every epoch.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+from pathlib import Path
 from typing import Any, Callable
 
 import flax.struct
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from mono_ssl import kmeans as km
 from mono_ssl import sharding as shd
 from mono_ssl.errors import UserInputError
 from mono_ssl.models.alexnet import alexnet_from_config
-from mono_ssl.train_state import TrainState, classification_update, create_classifier_state, normalise
+from mono_ssl.train_state import (TrainState, classification_update, create_classifier_state,
+                                  normalise, sgd, sgd_from_config)
 
 
 @flax.struct.dataclass
@@ -44,7 +48,25 @@ class DeepClusterState(TrainState):
 
 
 def build_model(config):
-  return alexnet_from_config(config, config.deepcluster.num_clusters)
+  """The AlexNet with a `num_clusters` top layer; `deepcluster.head_bn` False is the original's
+  head (Dropout -> Linear -> ReLU, no BatchNorm); `deepcluster.sobel` its grey + Sobel input."""
+  dc = config.deepcluster
+  return alexnet_from_config(config, dc.num_clusters).clone(head_bn=bool(dc.head_bn),
+                                                            sobel=bool(dc.sobel))
+
+
+def _top_layer_labels(params) -> Any:
+  return {k: ("top" if k == "classifier" else "trunk") for k in params}
+
+
+def optimiser(config, total_steps: int) -> optax.GradientTransformation:
+  """The train block's SGD for the network; for the top layer, as the original (main.py,
+  `train`: `optimizer_tl`, created anew every epoch), SGD with `deepcluster.top_momentum`
+  (0: none) and the same rate and weight decay. Its state is reset at every clustering."""
+  tc = config.train
+  trunk_tx, schedule = sgd_from_config(tc, total_steps)
+  top_tx = sgd(schedule, float(config.deepcluster.top_momentum), False, tc.weight_decay)
+  return optax.multi_transform({"trunk": trunk_tx, "top": top_tx}, _top_layer_labels)
 
 
 def create_state(config, image_size: int, key: jax.Array, mesh, total_steps: int,
@@ -56,8 +78,10 @@ def create_state(config, image_size: int, key: jax.Array, mesh, total_steps: int
   if not 1 <= k <= n:
     raise UserInputError(f"deepcluster.num_clusters={k} must be between 1 and the data set size {n}.")
 
+  _check(config)
   return create_classifier_state(
       model, config, image_size, key, mesh, total_steps, DeepClusterState,
+      tx=optimiser(config, total_steps),
       assignments=lambda: jnp.zeros((n,), jnp.int32), order=lambda: jnp.arange(n, dtype=jnp.int32),
       starts=lambda: jnp.zeros((k,), jnp.int32), sizes=lambda: jnp.zeros((k,), jnp.int32),
       epoch=lambda: jnp.int32(-1))
@@ -67,20 +91,62 @@ def trunk(state):
   return state.apply_fn, {"params": state.params, "batch_stats": state.batch_stats}
 
 
+FEATURE_TAPS = ("fc_pre_relu", "fc")
+
+
+def _check(config) -> None:
+  dc = config.deepcluster
+  if not dc.reassign > 0:
+    raise UserInputError(f"deepcluster.reassign={dc.reassign} must be > 0 (epochs of training "
+                         "between two clusterings; 1 = the original's default).")
+  if dc.kmeans_init not in ("random", "kmeans++"):
+    raise UserInputError(f"deepcluster.kmeans_init={dc.kmeans_init!r} is not one of random "
+                         "(faiss' default, the original's), kmeans++.")
+  if dc.feature_tap not in FEATURE_TAPS:
+    raise UserInputError(f"deepcluster.feature_tap={dc.feature_tap!r} is not one of "
+                         f"{', '.join(FEATURE_TAPS)}.")
+  if not 0 <= dc.top_momentum < 1:
+    raise UserInputError(f"deepcluster.top_momentum={dc.top_momentum} must be in [0, 1).")
+
+
 def epoch_steps(config, n: int) -> int:
-  """Steps in one pass over the N patches of the cluster set."""
-  return max(1, math.ceil(n / config.train.batch_size))
+  """Steps between two clusterings: `deepcluster.reassign` passes over the N patches of the
+  cluster set (the original's --reassign; its sampler draws int(reassign * N) samples)."""
+  return max(1, math.ceil(config.deepcluster.reassign * n / config.train.batch_size))
 
 
-def sample_indices(state: DeepClusterState, key: jax.Array, batch: int) -> jax.Array:
-  """Patch indices drawn uniformly over non-empty clusters, then uniformly within one."""
-  k_c, k_m = jax.random.split(key)
+def views_per_patch(n: int) -> int:
+  """How many distinct loader views of each of N base patches an int32 index can name."""
+  return max(1, (2**31 - 1) // n - 1)
+
+
+def sample_indices(state: DeepClusterState, key: jax.Array, batch: int,
+                   fresh_views: bool = True) -> jax.Array:
+  """Patch indices drawn uniformly over non-empty clusters, then uniformly within one.
+
+  Index i + N * v is loader view v (the method's crop and flip) of base patch i; its
+  pseudo-label is that of i. `fresh_views`: every draw gets a random view, as the
+  original's loader crops and flips each draw anew (clustering.py `cluster_assign`:
+  RandomResizedCrop + RandomHorizontalFlip), so a member of a small cluster, drawn
+  many times an epoch, is not the same image each time. Else one view per epoch.
+  """
+  k_c, k_m, k_v = jax.random.split(key, 3)
   nonempty = (state.sizes > 0).astype(jnp.float32)
   clusters = jax.random.choice(k_c, state.sizes.shape[0], (batch,), p=nonempty / jnp.sum(nonempty))
   u = jax.random.uniform(k_m, (batch,))
   pos = state.starts[clusters] + jnp.floor(u * state.sizes[clusters]).astype(jnp.int32)
   n = state.assignments.shape[0]
-  return state.order[pos] + n * (state.epoch + 1)  # this epoch's loader view of the patch
+  if fresh_views:
+    view = 1 + jax.random.randint(k_v, (batch,), 0, views_per_patch(n))
+  else:
+    view = state.epoch + 1  # this epoch's loader view of the patch
+  return state.order[pos] + n * view
+
+
+def make_sampler(config) -> Callable:
+  """`sample_indices` with the config's `deepcluster.fresh_views`."""
+  fresh = bool(config.deepcluster.fresh_views)
+  return lambda state, key, batch: sample_indices(state, key, batch, fresh)
 
 
 def make_batch(images: jax.Array, indices: jax.Array) -> dict:
@@ -100,7 +166,14 @@ def make_train_step(config=None, axis_name: Any = None) -> Callable:
   return step
 
 
-def _features(state, generator, n: int, chunk: int, mesh) -> jax.Array:
+def feature_name(feats: dict, tap: str) -> str:
+  """The last hidden FC layer's key: before its ReLU ("fc_pre_relu", the original's: main.py
+  drops the classifier's last ReLU before computing features) or after it ("fc")."""
+  last = max(int(k[2:]) for k in feats if k.startswith("fc") and k[2:].isdigit())
+  return f"fc{last}_pre" if tap == "fc_pre_relu" else f"fc{last}"
+
+
+def _features(state, generator, n: int, chunk: int, mesh, tap: str = "fc_pre_relu") -> jax.Array:
   """Last-hidden-layer features of patches 0..n-1 (inference mode), sharded over the mesh."""
   feat_fn = jax.jit(lambda v, imgs: state.apply_fn(v, normalise(imgs), train=False)[1])
   variables = {"params": state.params, "batch_stats": state.batch_stats}
@@ -109,8 +182,7 @@ def _features(state, generator, n: int, chunk: int, mesh) -> jax.Array:
   for start in range(0, n, chunk):
     idx = np.arange(start, start + chunk) % n  # the tail wraps; trimmed below
     feats = feat_fn(variables, generator(shd.to_global(idx.astype(np.int32), bsh)))
-    name = max((k for k in feats if k.startswith("fc")), key=lambda k: int(k[2:]))
-    out.append(feats[name])
+    out.append(feats[feature_name(feats, tap)])
   return jnp.concatenate(out)[:n]
 
 
@@ -128,6 +200,42 @@ def _reinit_classifier(state: DeepClusterState, key: jax.Array) -> DeepClusterSt
   return state.replace(params=params, opt_state=opt_state)
 
 
+CLUSTERS_PLOT = "clusters.png"
+
+
+def _earlier_clusterings(workdir: Path, epoch: int) -> list[dict]:
+  """The clustering records of metrics.jsonl before `epoch` (a resumed run's history)."""
+  path, out = workdir / "metrics.jsonl", []
+  if path.exists():
+    for line in path.read_text().splitlines():
+      try:
+        rec = json.loads(line)
+      except json.JSONDecodeError:
+        continue
+      if "clustering" in rec and rec["clustering"]["epoch"] < epoch:
+        out.append(rec["clustering"])
+  return out
+
+
+def plot_clusters(path: Path, history: list[dict], sizes: np.ndarray) -> None:
+  """clusters.png: NMI between successive clusterings against clustering, and the cluster
+  size histogram of the latest one (with its empty clusters)."""
+  from matplotlib.figure import Figure
+  fig = Figure(figsize=(9, 3.4))
+  ax1, ax2 = fig.subplots(1, 2)
+  pts = [(h["epoch"], h["nmi_vs_previous"]) for h in history if "nmi_vs_previous" in h]
+  if pts:
+    ax1.plot(*zip(*pts), marker=".")
+  ax1.set(xlabel="clustering", ylabel="NMI with the previous one", ylim=(0, 1),
+          title=f"{len(history)} clusterings")
+  ax2.hist(sizes, bins=min(50, max(5, len(sizes) // 4)))
+  ax2.set(xlabel="cluster size (patches)", ylabel="clusters",
+          title=f"clustering {history[-1]['epoch'] if history else 0}: "
+                f"{int((sizes == 0).sum())} empty of {len(sizes)}")
+  fig.tight_layout()
+  fig.savefig(path, dpi=90)
+
+
 def before_step(state: DeepClusterState, t: int, ctx: dict) -> DeepClusterState:
   """Reclusters at the start of every epoch (and once at step 0 of a fresh run)."""
   config, log = ctx["config"], ctx["log"]
@@ -141,10 +249,11 @@ def before_step(state: DeepClusterState, t: int, ctx: dict) -> DeepClusterState:
     g = ctx["generator"]
     plain = dataclasses.replace(g.cfg, method_crop=False, flip=False)
     ctx["plain_generator"] = g.with_config(plain)
-  feats = _features(state, ctx["plain_generator"], n, dc.feature_batch, mesh)
+  feats = _features(state, ctx["plain_generator"], n, dc.feature_batch, mesh, dc.feature_tap)
   z = km.pca_whiten(feats, min(dc.pca_dim, feats.shape[1]))
   key = jax.random.fold_in(jax.random.key(config.seed + 7), epoch)  # new seed every epoch
-  res = km.kmeans(z, dc.num_clusters, key=key, num_iters=dc.kmeans_iters)
+  # faiss' default initialisation (the original's): k distinct random points, a new seed each time.
+  res = km.kmeans(z, dc.num_clusters, key=key, num_iters=dc.kmeans_iters, init=dc.kmeans_init)
   assignments = np.asarray(jax.device_get(res.assignments))
   sizes = np.bincount(assignments, minlength=dc.num_clusters).astype(np.int32)
   order = np.argsort(assignments, kind="stable").astype(np.int32)
@@ -157,6 +266,10 @@ def before_step(state: DeepClusterState, t: int, ctx: dict) -> DeepClusterState:
                                 for k, v in stats.items()))
   if ctx.get("metrics") is not None:
     ctx["metrics"].write({"step": t, "clustering": stats})
+  if ctx.get("workdir") is not None and shd.is_chief():
+    history = ctx.setdefault("clusterings", _earlier_clusterings(Path(ctx["workdir"]), epoch))
+    history.append(stats)
+    plot_clusters(Path(ctx["workdir"]) / CLUSTERS_PLOT, history, sizes)
   table = shd.to_global({"assignments": assignments, "order": order, "starts": starts,
                          "sizes": sizes, "epoch": np.int32(epoch)}, repl)
   state = _reinit_classifier(state.replace(**table), jax.random.fold_in(key, 1))

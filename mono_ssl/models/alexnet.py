@@ -104,6 +104,13 @@ class AlexNet(nn.Module):
   dtype: Any = jnp.float32
   classifier_bias: bool = True       # BiGAN's Donahue head: a bias-free map to z
   classifier_init_std: float = 0.01
+  # DeepCluster's original head (facebookresearch/deepcluster models/alexnet.py, lines 18-23):
+  # Dropout -> Linear (with bias) -> ReLU per FC layer, no BatchNorm; each FC layer's
+  # pre-ReLU output is also returned, as `fc<k>_pre` (what the original clusters).
+  head_bn: bool = True
+  # A fixed grey + Sobel front end (the same file, lines 28-41): the input is first made
+  # grey (mean of the channels), then its x and y Sobel responses are the 2 channels conv1 reads.
+  sobel: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False, head: bool = True):
@@ -111,6 +118,8 @@ class AlexNet(nn.Module):
     # features, at any input size, and skip the head's cost.
     feats = {}
     x = x.astype(self.dtype)
+    if self.sobel:
+      x = sobel_front_end(x)
     for name, c in zip(LAYER_NAMES, self.convs):
       x = nn.Conv(c.filters, (c.kernel, c.kernel), strides=(c.stride, c.stride),
                   padding=((c.pad, c.pad), (c.pad, c.pad)), use_bias=False,
@@ -128,10 +137,19 @@ class AlexNet(nn.Module):
       return None, feats
     x = x.reshape((x.shape[0], -1))
     for i, width in enumerate(self.hidden):
+      if not self.head_bn:  # the original DeepCluster head: dropout before each FC layer
+        if self.dropout:
+          x = nn.Dropout(self.dropout, deterministic=not train)(x)
+        x = nn.Dense(width, kernel_init=nn.initializers.normal(0.01), name=f"fc{i + 6}")(x)
+        feats[f"fc{i + 6}_pre"] = x
+        x = nn.relu(x)
+        feats[f"fc{i + 6}"] = x
+        continue
       x = nn.Dense(width, use_bias=False,
                    kernel_init=nn.initializers.normal(0.01), name=f"fc{i + 6}")(x)
       x = nn.BatchNorm(use_running_average=not train, momentum=0.9,
                        axis_name=self.bn_axis_name, name=f"fc{i + 6}_bn")(x)
+      feats[f"fc{i + 6}_pre"] = x
       x = nn.relu(x)
       feats[f"fc{i + 6}"] = x  # DeepCluster clusters the last of these
       if self.dropout:
@@ -140,6 +158,19 @@ class AlexNet(nn.Module):
                       kernel_init=nn.initializers.normal(self.classifier_init_std),
                       name="classifier")(x)
     return logits.astype(jnp.float32), feats
+
+
+SOBEL_X = ((1.0, 0.0, -1.0), (2.0, 0.0, -2.0), (1.0, 0.0, -1.0))
+
+
+def sobel_front_end(x: jax.Array) -> jax.Array:
+  """(B, H, W, 3) -> (B, H, W, 2): grey = mean of the channels, then its Sobel x and y responses
+  (3x3, zero padding 1), as DeepCluster's fixed `--sobel` layers (PyTorch cross-correlation)."""
+  grey = jnp.mean(x, axis=-1, keepdims=True)
+  kx = jnp.asarray(SOBEL_X, x.dtype)
+  kernel = jnp.stack([kx, kx.T], axis=-1)[:, :, None, :]  # HWIO: x then y
+  return jax.lax.conv_general_dilated(grey, kernel, (1, 1), ((1, 1), (1, 1)),
+                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
 def alexnet_from_config(config, num_classes: int) -> AlexNet:
