@@ -97,7 +97,8 @@ def base_config(method: str, regime: str, scale: str) -> ml_collections.ConfigDi
       image_size=0 if small else 256)
   c.aug = full_data_aug(scale) if regime == "full" else single_image_aug(scale)
   c.model = dict(width_mult=1.0, hidden=(512, 512) if small else (4096, 4096),
-                 dropout=0.0 if small else HEAD_DROPOUT.get(method, 0.5))
+                 dropout=0.0 if small else HEAD_DROPOUT.get(method, 0.5),
+                 dtype="float32")  # bfloat16: mixed precision (models/alexnet.compute_dtype)
   c.train = dict(
       batch_size=128 if small else 192,
       num_steps=2500 if small else 50 * PAPER_DATASET_SIZE // 192,

@@ -190,6 +190,7 @@ def test_end_to_end_writes_grids_and_probes_then_probe_only_run_restores_it(tmp_
       assert (pre / f"{kind}_{step}.png").stat().st_size > 0, (kind, step)
   records = [json.loads(l) for l in (pre / "metrics.jsonl").read_text().splitlines()]
   assert [r["step"] for r in records] == [2, 4] and "d_acc_real" in records[0]
+  assert (pre / bigan.GAN_CURVES).stat().st_size > 0  # D's accuracy and the losses against step
 
   # Probe only: init_from the BiGAN workdir, no training.
   probe_config = tiny_bigan_config(**{"init_from": str(pre), "train.num_steps": 0,

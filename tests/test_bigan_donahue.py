@@ -52,6 +52,14 @@ def test_batch_stat_norm_matches_numpy():
   want = (x - mean) / np.sqrt(var + 1e-8) * gain + bias
   np.testing.assert_allclose(np.asarray(norm.apply(v, x)), want, rtol=1e-5, atol=1e-5)
   assert "batch_stats" not in v  # no running averages: D is only used with batch statistics
+  # bf16 compute: the statistics are still reduced in float32 (mean 20, sd 1: E[x^2] - mean^2
+  # in bf16 would lose the variance entirely).
+  xb = jnp.asarray(np.random.default_rng(1).normal(20.0, 1.0, (64, 4, 4, 5)), jnp.bfloat16)
+  xf = np.asarray(xb, np.float32)
+  want = (xf - xf.mean((0, 1, 2))) / np.sqrt(xf.var((0, 1, 2)) + 1e-8) * gain + bias
+  got = norm.apply(v, xb)
+  assert got.dtype == jnp.bfloat16
+  np.testing.assert_allclose(np.asarray(got, np.float32), want, atol=0.05)
 
 
 def test_d_is_five_by_five_stride_two_with_z_entering_from_conv2():

@@ -394,3 +394,40 @@ def on_log(state: BiGANState, images: jax.Array, step: int, workdir, config) -> 
   pairs = np.stack([np.asarray(real), np.asarray(recon)], axis=1).reshape(
       (-1,) + real.shape[1:])
   Image.fromarray(_grid(pairs, 8)).save(workdir / f"recon_{step}.png")
+  plot_gan_curves(workdir / GAN_CURVES, workdir / "metrics.jsonl")
+
+
+GAN_CURVES = "gan_curves.png"
+
+
+def plot_gan_curves(path: Path, metrics_path: Path) -> None:
+  """gan_curves.png: D's and G/E's losses, and D's accuracy on real and on generated pairs,
+  against step, from the run's metrics.jsonl (the logged steps; chance is 0.5)."""
+  import json
+
+  from matplotlib.figure import Figure
+  rows = []
+  if metrics_path.exists():
+    for line in metrics_path.read_text().splitlines():
+      try:
+        rec = json.loads(line)
+      except json.JSONDecodeError:
+        continue
+      if "d_loss" in rec:
+        rows.append(rec)
+  if not rows:
+    return
+  steps = [r["step"] for r in rows]
+  fig = Figure(figsize=(9, 3.4))
+  ax1, ax2 = fig.subplots(1, 2)
+  ax1.plot(steps, [r["d_loss"] for r in rows], label="D")
+  ax1.plot(steps, [r["g_loss"] for r in rows], label="G and E")
+  ax1.set(xlabel="step", ylabel="loss", title="losses")
+  ax1.legend()
+  ax2.plot(steps, [r["d_acc_real"] for r in rows], label="real pairs (x, E(x))")
+  ax2.plot(steps, [r["d_acc_fake"] for r in rows], label="generated pairs (G(z), z)")
+  ax2.axhline(0.5, color="grey", lw=0.8, ls="--")
+  ax2.set(xlabel="step", ylabel="D's accuracy", ylim=(0, 1.02), title="D's accuracy")
+  ax2.legend(fontsize=8)
+  fig.tight_layout()
+  fig.savefig(path, dpi=90)

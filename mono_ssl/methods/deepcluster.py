@@ -1,17 +1,20 @@
 """DeepCluster (Caron et al. 2018): k-means pseudo-labels on the network's own features.
 
-Every epoch (one pass over the cluster set: the run's N virtual patches or images):
-features of the whole set (the last hidden layer, inference mode) -> PCA to
-`pca_dim` with whitening -> L2 normalisation -> k-means into K clusters (new
-seed each epoch, empty clusters split) -> pseudo-labels; the classification
-layer is re-initialised (N(0, 0.01), zero bias, fresh momentum) and the
-network trains on the pseudo-labels with batches drawn uniformly over clusters.
+Every `deepcluster.reassign` epochs (passes over the cluster set: the run's N
+virtual patches or images): features of the whole set (fc7 before its ReLU,
+inference mode) -> PCA to `pca_dim` with whitening -> L2 normalisation ->
+k-means into K clusters (faiss' random init, new seed each time, empty clusters
+split) -> pseudo-labels; the top layer is re-initialised (N(0, 0.01), zero
+bias) with its own momentum-free SGD state, and the network trains on the
+pseudo-labels with batches drawn uniformly over clusters, each draw a fresh
+crop and flip. These are the original's choices (facebookresearch/deepcluster
+main.py, clustering.py, models/alexnet.py), each an option of `deepcluster.*`.
 
 The assignments and the sampler's tables live in the state, so a resumed
 run continues mid-epoch with the same labels (bit-identical resume).
 Clustering features come from each base patch without the method's crop and
-flip (the original uses centre crops); training index `i + N * (epoch + 1)`
-is a fresh loader view (method crop + flip) of base patch i every epoch.
+flip (the original uses centre crops); training index `i + N * v` is loader
+view v (method crop + flip) of base patch i.
 """
 from __future__ import annotations
 
@@ -31,8 +34,14 @@ from mono_ssl import kmeans as km
 from mono_ssl import sharding as shd
 from mono_ssl.errors import UserInputError
 from mono_ssl.models.alexnet import alexnet_from_config
-from mono_ssl.train_state import (TrainState, classification_update, create_classifier_state,
-                                  normalise, sgd, sgd_from_config)
+from mono_ssl.train_state import (
+  TrainState,
+  classification_update,
+  create_classifier_state,
+  normalise,
+  sgd,
+  sgd_from_config,
+)
 
 
 @flax.struct.dataclass
@@ -182,7 +191,7 @@ def _features(state, generator, n: int, chunk: int, mesh, tap: str = "fc_pre_rel
   for start in range(0, n, chunk):
     idx = np.arange(start, start + chunk) % n  # the tail wraps; trimmed below
     feats = feat_fn(variables, generator(shd.to_global(idx.astype(np.int32), bsh)))
-    out.append(feats[feature_name(feats, tap)])
+    out.append(feats[feature_name(feats, tap)].astype(jnp.float32))  # k-means in float32
   return jnp.concatenate(out)[:n]
 
 

@@ -101,7 +101,7 @@ class AlexNet(nn.Module):
   num_classes: int = 4
   dropout: float = 0.0
   bn_axis_name: Any = None
-  dtype: Any = jnp.float32
+  dtype: Any = jnp.float32  # compute dtype (parameters stay float32: see `compute_dtype`)
   classifier_bias: bool = True       # BiGAN's Donahue head: a bias-free map to z
   classifier_init_std: float = 0.01
   # DeepCluster's original head (facebookresearch/deepcluster models/alexnet.py, lines 18-23):
@@ -140,15 +140,16 @@ class AlexNet(nn.Module):
       if not self.head_bn:  # the original DeepCluster head: dropout before each FC layer
         if self.dropout:
           x = nn.Dropout(self.dropout, deterministic=not train)(x)
-        x = nn.Dense(width, kernel_init=nn.initializers.normal(0.01), name=f"fc{i + 6}")(x)
+        x = nn.Dense(width, kernel_init=nn.initializers.normal(0.01), dtype=self.dtype,
+                     name=f"fc{i + 6}")(x)
         feats[f"fc{i + 6}_pre"] = x
         x = nn.relu(x)
         feats[f"fc{i + 6}"] = x
         continue
-      x = nn.Dense(width, use_bias=False,
-                   kernel_init=nn.initializers.normal(0.01), name=f"fc{i + 6}")(x)
+      x = nn.Dense(width, use_bias=False, kernel_init=nn.initializers.normal(0.01),
+                   dtype=self.dtype, name=f"fc{i + 6}")(x)
       x = nn.BatchNorm(use_running_average=not train, momentum=0.9,
-                       axis_name=self.bn_axis_name, name=f"fc{i + 6}_bn")(x)
+                       axis_name=self.bn_axis_name, dtype=self.dtype, name=f"fc{i + 6}_bn")(x)
       feats[f"fc{i + 6}_pre"] = x
       x = nn.relu(x)
       feats[f"fc{i + 6}"] = x  # DeepCluster clusters the last of these
@@ -156,7 +157,7 @@ class AlexNet(nn.Module):
         x = nn.Dropout(self.dropout, deterministic=not train)(x)
     logits = nn.Dense(self.num_classes, use_bias=self.classifier_bias,
                       kernel_init=nn.initializers.normal(self.classifier_init_std),
-                      name="classifier")(x)
+                      dtype=self.dtype, name="classifier")(x)
     return logits.astype(jnp.float32), feats
 
 
@@ -182,7 +183,20 @@ def alexnet_from_config(config, num_classes: int) -> AlexNet:
   if not m.width_mult > 0:
     raise UserInputError(f"model.width_mult={m.width_mult} must be > 0 (1.0 = the full width).")
   return AlexNet(convs=conv_specs(config.scale, m.width_mult), hidden=tuple(m.hidden),
-                 num_classes=num_classes, dropout=m.dropout)
+                 num_classes=num_classes, dropout=m.dropout, dtype=compute_dtype(config))
+
+
+DTYPES = ("float32", "bfloat16")
+
+
+def compute_dtype(config) -> Any:
+  """`model.dtype`: the networks' compute dtype. bfloat16 is mixed precision: convolutions
+  and matmuls in bf16, parameters, optimiser state and BatchNorm statistics (flax reduces
+  them in float32) in float32, logits and losses in float32."""
+  name = config.model.get("dtype", "float32")
+  if name not in DTYPES:
+    raise UserInputError(f"model.dtype={name!r} is not one of {', '.join(DTYPES)}.")
+  return jnp.dtype(name)
 
 
 POOL_KERNEL, POOL_STRIDE = 3, 2  # AlexNet's overlapping max-pool after conv1, conv2 and conv5

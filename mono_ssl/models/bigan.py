@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 
 from mono_ssl.errors import UserInputError
-from mono_ssl.models.alexnet import AlexNet, alexnet_from_config
+from mono_ssl.models.alexnet import AlexNet, alexnet_from_config, compute_dtype
 
 LATENT_PRIORS = ("uniform", "normal")
 _BASE = 4  # side of G's first feature map and of D's last one
@@ -115,6 +115,7 @@ class Generator(nn.Module):
   width: int = 32  # channels of the last hidden layer; doubled per earlier stage
   bn_axis_name: Any = None
   icnr: bool = False  # ICNR init of the sub-pixel convs (see `icnr`)
+  dtype: Any = jnp.float32  # compute dtype; parameters float32, output float32
 
   @nn.compact
   def __call__(self, z: jax.Array, train: bool = False) -> jax.Array:
@@ -122,23 +123,24 @@ class Generator(nn.Module):
 
     def bn(x, name):
       return nn.BatchNorm(use_running_average=not train, momentum=0.9,
-                          axis_name=self.bn_axis_name, name=name)(x)
+                          axis_name=self.bn_axis_name, dtype=self.dtype, name=name)(x)
 
     ch = self.width * 2 ** (n - 1)
-    x = nn.Dense(_BASE * _BASE * ch, use_bias=False, kernel_init=_DCGAN_INIT, name="fc")(z)
+    x = nn.Dense(_BASE * _BASE * ch, use_bias=False, kernel_init=_DCGAN_INIT, dtype=self.dtype,
+                 name="fc")(z)
     x = nn.relu(bn(x.reshape((z.shape[0], _BASE, _BASE, ch)), "fc_bn"))
     init = icnr() if self.icnr else _DCGAN_INIT
     for i in range(n - 1):
       ch //= 2
-      x = _upsample(x, ch, use_bias=False, name=f"up{i + 1}", kernel_init=init)
+      x = _upsample(x, ch, use_bias=False, name=f"up{i + 1}", kernel_init=init, dtype=self.dtype)
       x = nn.relu(bn(x, f"up{i + 1}_bn"))
-    x = _upsample(x, 3, use_bias=True, name=f"up{n}", kernel_init=init)
+    x = _upsample(x, 3, use_bias=True, name=f"up{n}", kernel_init=init, dtype=self.dtype)
     # DCGAN's tanh, mapped to the patches' [0, 1] range.
-    return (jnp.tanh(x) + 1.0) / 2.0
+    return (jnp.tanh(x.astype(jnp.float32)) + 1.0) / 2.0
 
 
 def _upsample(x: jax.Array, channels: int, use_bias: bool, name: str,
-              kernel_init: Callable = _DCGAN_INIT) -> jax.Array:
+              kernel_init: Callable = _DCGAN_INIT, dtype: Any = jnp.float32) -> jax.Array:
   """x2 upsampling by sub-pixel convolution (Shi et al. 2016): a 3x3 conv to 4 * channels
   at the input resolution, then depth-to-space.
 
@@ -148,7 +150,7 @@ def _upsample(x: jax.Array, channels: int, use_bias: bool, name: str,
   """
   b, h, w, _ = x.shape
   x = nn.Conv(4 * channels, (3, 3), padding="SAME", use_bias=use_bias, kernel_init=kernel_init,
-              name=name)(x)
+              dtype=dtype, name=name)(x)
   x = x.reshape((b, h, w, 2, 2, channels)).transpose((0, 1, 3, 2, 4, 5))
   return x.reshape((b, 2 * h, 2 * w, channels))
 
@@ -168,6 +170,7 @@ class JointDiscriminator(nn.Module):
   # real groups do not, so D can penalise collapse directly. Callers put real and
   # fake images in separate runs of whole groups (n real then n fake, g | n).
   mbstd: int = 0
+  dtype: Any = jnp.float32  # compute dtype; parameters and logits float32
 
   @nn.compact
   def __call__(self, x: jax.Array, z: jax.Array, train: bool = False) -> jax.Array:
@@ -184,20 +187,23 @@ class JointDiscriminator(nn.Module):
       # No dropout on the conv maps (Donahue et al. drop only in FC layers;
       # with it there too, probes came out no better and steps ran slower).
       h = act(nn.Conv(self.width * 2 ** i, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)),
-                      kernel_init=_DCGAN_INIT, name=f"conv{i + 1}")(h), drop=False)
+                      kernel_init=_DCGAN_INIT, dtype=self.dtype, name=f"conv{i + 1}")(h),
+              drop=False)
     if self.mbstd:
       h = jnp.concatenate([h, minibatch_std(h, self.mbstd)], axis=-1)
     h = h.reshape((h.shape[0], -1))
     hz = z
     for i in range(2):
-      hz = act(nn.Dense(self.z_hidden, kernel_init=_DCGAN_INIT, name=f"z_fc{i + 1}")(hz))
+      hz = act(nn.Dense(self.z_hidden, kernel_init=_DCGAN_INIT, dtype=self.dtype,
+                        name=f"z_fc{i + 1}")(hz))
     j = jnp.concatenate([h, hz], axis=-1)
-    j = act(nn.Dense(self.joint_hidden, kernel_init=_DCGAN_INIT, name="joint_fc")(j))
-    s_xz = nn.Dense(1, kernel_init=_DCGAN_INIT, name="joint_out")(j)[:, 0]
+    j = act(nn.Dense(self.joint_hidden, kernel_init=_DCGAN_INIT, dtype=self.dtype,
+                     name="joint_fc")(j))
+    s_xz = nn.Dense(1, kernel_init=_DCGAN_INIT, name="joint_out")(j)[:, 0].astype(jnp.float32)
     if not self.unary:
       return s_xz
-    s_x = nn.Dense(1, kernel_init=_DCGAN_INIT, name="x_out")(h)[:, 0]
-    s_z = nn.Dense(1, kernel_init=_DCGAN_INIT, name="z_out")(hz)[:, 0]
+    s_x = nn.Dense(1, kernel_init=_DCGAN_INIT, name="x_out")(h)[:, 0].astype(jnp.float32)
+    s_z = nn.Dense(1, kernel_init=_DCGAN_INIT, name="z_out")(hz)[:, 0].astype(jnp.float32)
     return jnp.stack([s_xz, s_x, s_z], axis=-1)
 
 
@@ -216,13 +222,14 @@ class BatchStatNorm(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     axes = tuple(range(x.ndim - 1))
+    dtype, x = x.dtype, x.astype(jnp.float32)  # statistics in float32 (bf16 compute too)
     mean, mean_sq = jnp.mean(x, axes), jnp.mean(jnp.square(x), axes)
     if self.axis_name is not None:
       mean, mean_sq = jax.lax.pmean((mean, mean_sq), self.axis_name)
     var = jnp.maximum(mean_sq - jnp.square(mean), 0.0)
     gain = self.param("scale", nn.initializers.ones, (x.shape[-1],))
     bias = self.param("bias", nn.initializers.zeros, (x.shape[-1],))
-    return (x - mean) * jax.lax.rsqrt(var + self.eps) * gain + bias
+    return ((x - mean) * jax.lax.rsqrt(var + self.eps) * gain + bias).astype(dtype)
 
 
 class DonahueDiscriminator(nn.Module):
@@ -245,6 +252,7 @@ class DonahueDiscriminator(nn.Module):
   width: int = 64
   bn: bool = True
   axis_name: Any = None
+  dtype: Any = jnp.float32  # compute dtype; parameters, BN statistics and logits float32
 
   @nn.compact
   def __call__(self, x: jax.Array, z: jax.Array, train: bool = False) -> jax.Array:
@@ -254,17 +262,18 @@ class DonahueDiscriminator(nn.Module):
     for i in range(n):
       ch = self.width * 2 ** i
       h = nn.Conv(ch, (5, 5), strides=(2, 2), padding=((2, 2), (2, 2)), use_bias=False,
-                  kernel_init=_DCGAN_INIT, name=f"conv{i + 1}")(h)
+                  kernel_init=_DCGAN_INIT, dtype=self.dtype, name=f"conv{i + 1}")(h)
       if i:
         h = h + nn.Dense(ch, use_bias=False, kernel_init=nn.initializers.normal(0.02 * 5 ** 2),
-                         name=f"z_to_conv{i + 1}")(z)[:, None, None, :]
+                         dtype=self.dtype, name=f"z_to_conv{i + 1}")(z)[:, None, None, :]
         if self.bn:
           h = BatchStatNorm(axis_name=self.axis_name, name=f"conv{i + 1}_bn")(h)
         else:  # --nobn: the BN's bias is the conv's only bias
           h = h + self.param(f"conv{i + 1}_bias", nn.initializers.zeros, (ch,))
       h = nn.leaky_relu(h, 0.2)
     h = h.reshape((h.shape[0], -1))
-    return nn.Dense(1, use_bias=False, kernel_init=nn.initializers.zeros, name="out")(h)[:, 0]
+    return nn.Dense(1, use_bias=False, kernel_init=nn.initializers.zeros,
+                    name="out")(h)[:, 0].astype(jnp.float32)
 
 
 ENCODER_HEADS = ("alexnet", "linear")
@@ -292,7 +301,7 @@ def generator_from_config(config, bn_axis_name: Any = None) -> Generator:
   """G of `config.bigan`: `gen_size` px output, `gen_width` channels before the last stage."""
   b = config.bigan
   return Generator(out_size=b.gen_size, width=b.gen_width, bn_axis_name=bn_axis_name,
-                   icnr=bool(b.gen_icnr))
+                   icnr=bool(b.gen_icnr), dtype=compute_dtype(config))
 
 
 DISC_ARCHS = ("joint_mlp", "donahue")
@@ -305,7 +314,9 @@ def discriminator_from_config(config, axis_name: Any = None) -> nn.Module:
   if b.disc_arch not in DISC_ARCHS:
     raise UserInputError(f"bigan.disc_arch={b.disc_arch!r} is not one of {', '.join(DISC_ARCHS)}.")
   if b.disc_arch == "donahue":
-    return DonahueDiscriminator(width=b.disc_width, bn=bool(b.disc_bn), axis_name=axis_name)
+    return DonahueDiscriminator(width=b.disc_width, bn=bool(b.disc_bn), axis_name=axis_name,
+                                dtype=compute_dtype(config))
   return JointDiscriminator(width=b.disc_width, z_hidden=b.disc_z_hidden,
                             joint_hidden=b.disc_joint_hidden, dropout=b.disc_dropout,
-                            unary=bool(b.unary_scores), mbstd=int(b.disc_mbstd))
+                            unary=bool(b.unary_scores), mbstd=int(b.disc_mbstd),
+                            dtype=compute_dtype(config))
