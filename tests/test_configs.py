@@ -136,3 +136,15 @@ def test_grid_seeded_rows_run_the_seeds_and_the_others_one():
   with pytest.raises(UserInputError, match="seeded=rotnet_singel names no row") as e:
     load_config_file("grid", "seeds=3,seeded=rotnet_singel")
   assert "\n" not in str(e.value)
+
+
+def test_bigan_long_grid_runs_donahues_recipe_past_break_even_with_curves():
+  from mono_ssl import grid
+  c = load_config_file("bigan_long", "probe=cifar10")
+  runs = {s["name"]: grid.run_config(c, s, 0) for s in grid.selected_runs(c)}
+  assert set(runs) == {"supervised", "random", "bigan_single", "bigan_full"}
+  for name in ("bigan_single", "bigan_full"):
+    cfg = runs[name]
+    assert cfg.bigan.disc_arch == "donahue" and cfg.train.num_steps >= 20_000
+    assert 0 < cfg.probe.curve_every <= 2500 and cfg.train.sample_every <= 2500
+  assert runs["bigan_full"].regime == "full" and runs["random"].train.num_steps == 0

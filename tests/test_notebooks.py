@@ -83,3 +83,42 @@ def test_notebook_runs_in_smoke_mode(path, record_property):
   print(f"{path.name}: {seconds:.1f} s in smoke mode")
   errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
   assert not errors, errors
+
+
+def _setup_source(path: Path) -> str:
+  return "".join(next(c for c in _cells(path) if c["cell_type"] == "code")["source"])
+
+
+def test_setup_cell_is_the_same_in_every_notebook():
+  sources = {p.name: _setup_source(p) for p in NOTEBOOKS}
+  assert len(set(sources.values())) == 1, sorted(sources)
+  src = next(iter(sources.values()))
+  assert "REPO_URL = " in src and "jax.devices()[0].platform" in src
+
+
+def _runtime_accelerator():
+  """The setup cell's `runtime_accelerator`, defined from the notebook's own source."""
+  import ast
+  tree = ast.parse(_setup_source(NOTEBOOKS[0]))
+  (fn,) = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "runtime_accelerator"]
+  scope = {}
+  exec("import importlib.util, os, shutil\nfrom pathlib import Path\n" + ast.unparse(fn), scope)
+  return scope["runtime_accelerator"]
+
+
+def test_setup_cell_detects_todays_colab_tpu_gpu_and_cpu_runtimes(tmp_path):
+  detect = _runtime_accelerator()
+  none = {"environ": {}, "which": lambda _: None, "find_spec": lambda _: None}
+  (tmp_path / "dev").mkdir()
+  assert detect(tmp_path, **none) == "cpu"
+  assert detect(tmp_path, **{**none, "which": lambda n: "/usr/bin/" + n}) == "gpu"
+  assert detect(tmp_path, **{**none, "find_spec": lambda n: object() if n == "libtpu" else None}) == "tpu"
+  (tmp_path / "dev" / "vfio").mkdir()
+  assert detect(tmp_path, **none) == "cpu"  # the vfio control node alone is no TPU
+  (tmp_path / "dev" / "vfio" / "0").touch()
+  assert detect(tmp_path, **none) == "tpu"  # today's TPU VMs: /dev/vfio/<n>
+  other = tmp_path / "old"
+  (other / "dev").mkdir(parents=True)
+  (other / "dev" / "accel0").touch()
+  assert detect(other, **none) == "tpu"
+  assert detect(tmp_path / "x", **{**none, "environ": {"COLAB_TPU_ADDR": "1"}}) == "tpu"
