@@ -8,6 +8,21 @@ from pathlib import Path
 import numpy as np
 
 
+def read_jsonl(path: str | os.PathLike, key: str | None = None) -> list[dict]:
+  """The records of a JSON-lines file ([] if there is none), optionally only those holding
+  `key`; a torn last line (a run killed mid-write) is skipped."""
+  path, out = Path(path), []
+  if path.exists():
+    for line in path.read_text().splitlines():
+      try:
+        rec = json.loads(line)
+      except json.JSONDecodeError:
+        continue
+      if key is None or key in rec:
+        out.append(rec)
+  return out
+
+
 def write_json(path: str | os.PathLike, obj) -> None:
   """Writes atomically (temp file + rename) so a kill never leaves half a file."""
   path = Path(path)

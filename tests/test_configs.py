@@ -81,12 +81,14 @@ def test_cli_override_reaches_the_config(tmp_path):
 
 def test_paper_scale_heads_follow_each_original():
   # Gidaris et al.'s RotNet AlexNet has no dropout in its head; DeepCluster's and the
-  # supervised AlexNet's drop 0.5. The CPU scales drop nothing.
+  # supervised AlexNet's drop 0.5. The CPU scales drop nothing but in DeepCluster's head.
   want = {"rotnet": 0.0, "deepcluster": 0.5, "supervised": 0.5}
   for method, dropout in want.items():
     assert load_config_file(method, "regime=single,scale=paper" if method != "supervised"
                             else "scale=paper").model.dropout == dropout, method
-  assert load_config_file("deepcluster", "regime=single,scale=cpu").model.dropout == 0.0
+  assert load_config_file("rotnet", "regime=single,scale=cpu").model.dropout == 0.0
+  # DeepCluster keeps the original's Dropout(0.5) head at every scale (configs/deepcluster.py).
+  assert load_config_file("deepcluster", "regime=single,scale=cpu").model.dropout == 0.5
 
 
 def test_paper_scale_single_image_is_the_full_resolution_photograph():

@@ -403,18 +403,10 @@ GAN_CURVES = "gan_curves.png"
 def plot_gan_curves(path: Path, metrics_path: Path) -> None:
   """gan_curves.png: D's and G/E's losses, and D's accuracy on real and on generated pairs,
   against step, from the run's metrics.jsonl (the logged steps; chance is 0.5)."""
-  import json
-
   from matplotlib.figure import Figure
-  rows = []
-  if metrics_path.exists():
-    for line in metrics_path.read_text().splitlines():
-      try:
-        rec = json.loads(line)
-      except json.JSONDecodeError:
-        continue
-      if "d_loss" in rec:
-        rows.append(rec)
+
+  from mono_ssl import report
+  rows = report.read_jsonl(metrics_path, "d_loss")
   if not rows:
     return
   steps = [r["step"] for r in rows]

@@ -19,7 +19,6 @@ view v (method crop + flip) of base patch i.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from pathlib import Path
 from typing import Any, Callable
@@ -31,6 +30,7 @@ import numpy as np
 import optax
 
 from mono_ssl import kmeans as km
+from mono_ssl import report
 from mono_ssl import sharding as shd
 from mono_ssl.errors import UserInputError
 from mono_ssl.models.alexnet import alexnet_from_config
@@ -214,16 +214,8 @@ CLUSTERS_PLOT = "clusters.png"
 
 def _earlier_clusterings(workdir: Path, epoch: int) -> list[dict]:
   """The clustering records of metrics.jsonl before `epoch` (a resumed run's history)."""
-  path, out = workdir / "metrics.jsonl", []
-  if path.exists():
-    for line in path.read_text().splitlines():
-      try:
-        rec = json.loads(line)
-      except json.JSONDecodeError:
-        continue
-      if "clustering" in rec and rec["clustering"]["epoch"] < epoch:
-        out.append(rec["clustering"])
-  return out
+  return [r["clustering"] for r in report.read_jsonl(workdir / "metrics.jsonl", "clustering")
+          if r["clustering"]["epoch"] < epoch]
 
 
 def plot_clusters(path: Path, history: list[dict], sizes: np.ndarray) -> None:
