@@ -256,4 +256,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+  from mono_ssl import xla_cpu
+  xla_cpu.apply()  # faster XLA:CPU convolutions, set before JAX starts (mono_ssl/xla_cpu.py)
   sys.exit(main())

@@ -15,6 +15,8 @@ import sys
 from mono_ssl.results_doc import render_curve_cost
 
 if __name__ == "__main__":
+  from mono_ssl import xla_cpu
+  xla_cpu.apply()  # faster XLA:CPU convolutions, set before JAX starts (mono_ssl/xla_cpu.py)
   if len(sys.argv) < 2:
     print(__doc__)
     sys.exit(2)

@@ -338,4 +338,6 @@ def _print_table(rows, libs, envs, workers, missing, args) -> None:
 
 
 if __name__ == "__main__":
+  from mono_ssl import xla_cpu
+  xla_cpu.apply()  # faster XLA:CPU convolutions, set before JAX starts (mono_ssl/xla_cpu.py)
   main()

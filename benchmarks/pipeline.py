@@ -322,4 +322,6 @@ def report(args, results: dict) -> None:
 
 
 if __name__ == "__main__":
+  from mono_ssl import xla_cpu
+  xla_cpu.apply()  # faster XLA:CPU convolutions, set before JAX starts (mono_ssl/xla_cpu.py)
   main()

@@ -11,9 +11,11 @@ import time
 
 import jax
 
-from mono_ssl import config_lib, sharding
+from mono_ssl import config_lib, sharding, xla_cpu
 from mono_ssl.methods import rotnet
 from mono_ssl.models import alexnet as A
+
+xla_cpu.apply()  # faster XLA:CPU convolutions unless MONO_SSL_KEEP_XLA_FLAGS=1 (mono_ssl/xla_cpu.py)
 
 C = A.ConvSpec
 W = (32, 64, 96, 96, 64)

@@ -200,4 +200,6 @@ def render(record: dict, layers) -> str:
 
 
 if __name__ == "__main__":
+  from mono_ssl import xla_cpu
+  xla_cpu.apply()  # faster XLA:CPU convolutions, set before JAX starts (mono_ssl/xla_cpu.py)
   raise SystemExit(main())

@@ -1,4 +1,4 @@
-"""XLA:CPU settings the package applies at import, before JAX starts its CPU backend.
+"""XLA:CPU settings the entry points apply (`apply()`) before JAX starts its CPU backend.
 
 Measured on this project's 2-core CPU (benchmarks/RESULTS.md): XLA:CPU in jaxlib
 0.10 hands convolutions to YNNPACK by default, and its convolutions (forward
@@ -13,7 +13,7 @@ The flag is added only for the jaxlib versions it was measured with (an XLA
 that does not know a flag in XLA_FLAGS aborts), only when the user's XLA_FLAGS
 does not already choose YNN fusions, and not at all with
 MONO_SSL_KEEP_XLA_FLAGS=1. It must be set before JAX's CPU backend is first
-used; importing mono_ssl after that changes nothing.
+used; calling `apply()` after that changes nothing. Importing mono_ssl sets nothing.
 """
 from __future__ import annotations
 
