@@ -7,7 +7,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import load_config_file
-from test_bigan import _on, _real_patches, tiny_bigan_config
+from test_bigan import (
+  _on,
+  _real_patches,
+  assert_pmap_matches_jit,
+  assert_same_on_one_and_four_devices,
+  tiny_bigan_config,
+)
 
 from mono_ssl import sharding as shd
 from mono_ssl.errors import UserInputError
@@ -158,14 +164,7 @@ def test_first_step_losses_are_log_2_as_donahues_logged_0_6932():
 
 
 def test_donahue_d_same_parameters_on_one_and_four_devices():
-  out = []
-  for n in (1, 4):
-    mesh, state, step = _state_step(n)
-    for t in range(3):
-      state, m = step(state, _on(mesh, _real_patches()[t]), jax.random.key(t))
-    out.append(jax.device_get((state.params, state.batch_stats, m)))
-  for a, b in zip(jax.tree.leaves(out[0]), jax.tree.leaves(out[1])):
-    np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5)
+  assert_same_on_one_and_four_devices(_state_step)  # its step does not donate the cached state
 
 
 def test_donahue_step_under_pmap_with_axis_name_matches_jit():
@@ -173,17 +172,7 @@ def test_donahue_step_under_pmap_with_axis_name_matches_jit():
   config = donahue_config()
   mesh, state, step = _state_step(1)
   images = _on(mesh, _real_patches()[0])
-  jit_state, jit_m = step(jax.tree.map(lambda x: x.copy(), state), images, jax.random.key(0))
+  jit_state, _ = step(jax.tree.map(lambda x: x.copy(), state), images, jax.random.key(0))
   jit_state, jit_m2 = step(jit_state, _on(mesh, _real_patches()[1]), jax.random.key(1))
-  pstate = jax.tree.map(lambda x: np.stack([np.asarray(x)] * 4),
-                        bigan.with_networks(state, config, axis_name="batch"))
-  pstep = jax.pmap(bigan.make_train_step(config, axis_name="batch"), axis_name="batch")
-  for t in range(2):
-    keys = np.stack([np.asarray(jax.random.key_data(jax.random.key(t)))] * 4)
-    pstate, p_m = pstep(pstate, np.asarray(_real_patches()[t]).reshape(4, 2, 32, 32, 3),
-                        jax.random.wrap_key_data(keys))
-  for k in ("d_loss", "g_loss", "d_acc_real", "d_acc_fake"):
-    np.testing.assert_allclose(float(p_m[k][0]), float(jit_m2[k]), rtol=1e-4, atol=1e-5)
-  for a, b in zip(jax.tree.leaves(jax.device_get((jit_state.params, jit_state.batch_stats))),
-                  jax.tree.leaves(jax.device_get((pstate.params, pstate.batch_stats)))):
-    np.testing.assert_allclose(a, b[0], rtol=2e-4, atol=2e-5)
+  assert_pmap_matches_jit(config, state, [np.asarray(_real_patches()[t]) for t in (0, 1)],
+                          jit_state, jit_m2, rtol=1e-4)
