@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import io
 import json
 import math
 import os
@@ -42,6 +41,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from benchmarks.loader import write_jpegs  # noqa: E402
 from mono_ssl import datasets, train  # noqa: E402
 from mono_ssl import kmeans as km  # noqa: E402
 from mono_ssl import sharding as shd  # noqa: E402
@@ -51,8 +51,6 @@ from mono_ssl.data import pretrain_source  # noqa: E402
 METHODS = {"rotnet": ("rotnet", "regime=single"), "deepcluster": ("deepcluster", "regime=single"),
            "bigan": ("bigan", "regime=single,recipe=donahue")}
 DTYPES = ("float32", "bfloat16")
-# ImageNet's train images: mostly 500 x 375 / 375 x 500 / 500 x 333, some larger.
-JPEG_SIZES = ((500, 375), (375, 500), (500, 333), (640, 480), (500, 500), (800, 600))
 
 
 def load_config(name: str, arg: str):
@@ -149,25 +147,6 @@ def kmeans_case(args) -> dict:
   res = km.kmeans(x, k, key=jax.random.key(2), num_iters=20, init="random")
   jax.block_until_ready(res.assignments)
   return {"n": n, "d": d, "k": k, "first_s": first, "s": time.perf_counter() - t0}
-
-
-def write_jpegs(folder: Path, count: int) -> None:
-  """A set in the bundled npz layout (cifar10/train.npz) of JPEGs of ImageNet's sizes."""
-  from PIL import Image
-  rng = np.random.default_rng(0)
-  files = []
-  for i in range(count):
-    w, h = JPEG_SIZES[i % len(JPEG_SIZES)]
-    # Smooth noise: compresses about as a photograph does (~100-150 kB at quality 90).
-    small = rng.integers(0, 256, (h // 8 + 1, w // 8 + 1, 3), dtype=np.uint8)
-    img = Image.fromarray(small).resize((w, h), Image.BICUBIC)
-    buf = io.BytesIO()
-    img.save(buf, "JPEG", quality=90)
-    files.append(buf.getvalue())
-  offsets = np.cumsum([0] + [len(f) for f in files]).astype(np.int64)
-  (folder / "cifar10").mkdir(parents=True, exist_ok=True)
-  np.savez(folder / "cifar10" / "train.npz", data=np.frombuffer(b"".join(files), np.uint8),
-           offsets=offsets, labels=(np.arange(count) % 10).astype(np.uint8))
 
 
 def loader_case(args) -> dict:

@@ -135,6 +135,10 @@ def base_config(method: str, regime: str, scale: str) -> ml_collections.ConfigDi
       # N: streamed from disk, each image's short side resized to N and centre-cropped
       # (ImageNet: too large for memory, and of mixed sizes).
       image_size=0 if small else 256,
+      # paper: the probes read each streamed image as the authors do (linear-probes
+      # data.py): random-resized crops of the decoded image, ten crops of its
+      # short-side-256 rectangle; False: the centre 256 x 256 square of each.
+      keep_aspect=not small,
       ten_crop=not small,
       flip=True, random_baseline=True, seed=0,
       layers=("conv1", "conv2", "conv3", "conv4", "conv5"),  # the probed taps

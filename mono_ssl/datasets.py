@@ -455,6 +455,7 @@ def open_stream(
     side: int = 256,
     limit_per_class: int | None = None,
     field: str = "side",
+    keep_aspect: bool = False,
 ) -> "streaming.StreamingImages":
   """Split "train" or "test" of a named data set, read batch by batch from disk.
 
@@ -462,7 +463,9 @@ def open_stream(
   `side` and centre-cropped to side x side: a set of any size and of mixed
   image sizes (ImageNet) without holding it in memory. Same names as
   `load_split`; at an image's own (square) size the pixels equal `load_split`'s.
-  `field` names `side` in errors (the config key it came from).
+  `field` names `side` in errors (the config key it came from). With `keep_aspect`
+  the probes read it through the authors' views of each rectangle instead
+  (`streaming.train_view`, `streaming.test_view`).
   """
   if isinstance(side, bool) or not isinstance(side, (int, np.integer)) or side < 1:
     raise UserInputError(f"{field} must be a positive integer (the side, in px, of the streamed "
@@ -483,7 +486,7 @@ def open_stream(
               for i in indices]
 
     return streaming.StreamingImages(read, len(keep), int(side), num_classes, name,
-                                     label_reader=lambda: labels[keep])
+                                     label_reader=lambda: labels[keep], keep_aspect=keep_aspect)
 
   tfds_name = where
   source, num_classes, _ = tfds_source(tfds_name, split, str(data_dir.resolve()), encoded=True)
@@ -526,7 +529,7 @@ def open_stream(
 
   size = len(source) if keep is None else len(keep)
   return streaming.StreamingImages(read_tfds, size, int(side), num_classes, name,
-                                   label_reader=tfds_labels)
+                                   label_reader=tfds_labels, keep_aspect=keep_aspect)
 
 
 def _decode_encoded(data: bytes, side: int, what: str) -> np.ndarray:

@@ -25,7 +25,7 @@ from mono_ssl.augment import AugmentConfig, ImageBank, sample_geometry
 from mono_ssl.datasets import LabelledImages
 from mono_ssl.errors import UserInputError
 from mono_ssl.models.alexnet import LAYER_NAMES
-from mono_ssl.streaming import StreamingImages, image_side
+from mono_ssl.streaming import StreamingImages, image_side, test_view, train_view
 from mono_ssl.train_state import TrainState, normalise, sgd, sgd_schedule
 
 
@@ -236,8 +236,12 @@ def eval_views(images: jax.Array, crop: int | None = None, ten_crop: bool = Fals
   crop None or the images' side, no ten_crop: the images themselves. Otherwise
   crop x crop views: the centre crop, or with ten_crop the four corner crops and
   the centre crop, then each of them flipped left-right (the paper protocol's
-  ten-crop evaluation).
+  ten-crop evaluation). A (B, V, crop, crop, C) batch holds views already cut
+  (`streaming.test_view`): those, and with ten_crop their mirror images.
   """
+  if images.ndim == 5:  # views cut on the host (a `keep_aspect` stream): (B, V, crop, crop, C)
+    views = [images[:, v] for v in range(images.shape[1])]
+    return views + [v[:, :, ::-1] for v in views] if ten_crop else views
   h, w = images.shape[1], images.shape[2]
   crop = crop or min(h, w)
   if crop > min(h, w):
@@ -351,7 +355,13 @@ class LinearProbe:
                         jitter_prob=0.0, antialias=False)
     aug_key = jax.random.key(cfg.seed + 1)
     self.streamed = isinstance(train, StreamingImages)
-    if self.streamed:
+    self.host_views = self.streamed and train.keep_aspect
+    if self.host_views:
+      # The authors' crops of each decoded rectangle, cut on the host by the stream's
+      # workers (`streaming.train_view`); the device only scales them to [0, 1].
+      self._train_view = train_view(crop, cfg.crop_scale, cfg.seed + 1, cfg.flip)
+      self._crop = jax.jit(lambda x: x.astype(jnp.float32) / 255.0, out_shardings=bsh)
+    elif self.streamed:
       # Only this batch's images are on device; `image_ids` points each crop at its
       # image, and the crop's randomness still comes from its global index, so a
       # stream gives the crops of the in-memory path.
@@ -377,10 +387,17 @@ class LinearProbe:
       # carries the epoch so that every epoch sees fresh crops.
       perm = rng.permutation(n_train)[:steps_per_epoch * cfg.batch_size]
       perm = perm.reshape(steps_per_epoch, cfg.batch_size)
-      host_batches = train.batches(perm) if self.streamed else None
+      host_batches = None
+      if self.host_views:
+        host_batches = train.batches(perm, view=self._train_view, id_offset=epoch * n_train)
+      elif self.streamed:
+        host_batches = train.batches(perm)
       for s in range(steps_per_epoch):
         idx = shd.to_global((perm[s] + epoch * n_train).astype(np.int32), bsh)
-        if self.streamed:
+        if self.host_views:
+          imgs, labs = next(host_batches)
+          images, labels = self._crop(shd.to_global(imgs, bsh)), shd.to_global(labs, bsh)
+        elif self.streamed:
           imgs, labs = next(host_batches)
           batch_bank = shd.to_global(ImageBank.from_images_array(imgs), repl)
           images = self._crop(batch_bank, idx)
@@ -428,7 +445,10 @@ def evaluate_probes(trunk_apply, trunk_vars, heads, heads_vars, test: LabelledIm
   bs = shd.fit_batch_size(cfg.eval_batch_size, mesh)  # the last batch is padded to it anyway
   counts = {name: np.zeros(2, np.int64) for name, _ in heads.pools}
   spans = [np.arange(start, min(start + bs, n)) for start in range(0, n, bs)]
-  if isinstance(test, StreamingImages):
+  if isinstance(test, StreamingImages) and test.keep_aspect:  # the crops of each rectangle
+    batches = test.batches(spans, view=test_view(test.side, cfg.crop_size or test.side,
+                                                 cfg.ten_crop))
+  elif isinstance(test, StreamingImages):
     batches = test.batches(spans)
   else:
     batches = ((test.images[sp[0]:sp[-1] + 1], test.labels[sp[0]:sp[-1] + 1]) for sp in spans)

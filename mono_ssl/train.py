@@ -364,11 +364,15 @@ def load_probe_data(config) -> tuple:
   pc = config.probe
   data_dir = pc.data_dir or None
   limit = pc.limit_per_class or None
-  if pc.image_size:  # streamed from disk, each image brought to image_size x image_size
+  keep_aspect = bool(pc.get("keep_aspect", False))
+  if keep_aspect and not pc.image_size:
+    raise UserInputError("probe.keep_aspect=True applies to a streamed probe set; set "
+                         "probe.image_size (e.g. 256) or probe.keep_aspect=False.")
+  if pc.image_size:  # streamed from disk: image_size x image_size squares, or rectangles
     train = datasets.open_stream(pc.dataset, "train", data_dir, pc.image_size, limit,
-                                 "probe.image_size")
+                                 "probe.image_size", keep_aspect=keep_aspect)
     test = datasets.open_stream(pc.dataset, "test", data_dir, pc.image_size,
-                                field="probe.image_size")
+                                field="probe.image_size", keep_aspect=keep_aspect)
     if train.num_classes != test.num_classes:
       raise UserInputError(f"probe data set {pc.dataset}: train and test splits disagree "
                            f"({train.num_classes} vs {test.num_classes} classes).")

@@ -23,3 +23,18 @@ def test_accelerator_check_quick_prints_every_case_and_projects_each_run(tmp_pat
   assert out["kmeans"]["s"] > 0 and out["loader"]["ips_per_core"] > 0
   table = (tmp_path / "accelerator.md").read_text()
   assert table.count("| bfloat16 |") == 3 and "per core" in table
+
+
+def test_loader_comparison_quick_measures_every_loader_on_the_same_images():
+  """benchmarks/loader.py --quick: the stream, its probe views and (when installed) grain."""
+  r = subprocess.run([sys.executable, str(REPO / "benchmarks" / "loader.py"), "--quick"],
+                     capture_output=True, text=True, timeout=600, cwd=REPO)
+  assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
+  rows = {line.split("|")[1].strip(): line.split("|")[2:-1] for line in r.stdout.splitlines()
+          if line.startswith("| ") and not line.startswith("| loader")}
+  assert rows["stream"][-1].strip() == "1.00" and float(rows["stream+views"][1]) > 0
+  try:
+    import grain  # noqa: F401
+    assert float(rows["grain threads"][1]) > 0 and float(rows["grain processes"][1]) > 0
+  except ImportError:
+    assert "grain is not installed" in r.stdout

@@ -218,3 +218,76 @@ def test_full_regime_and_supervised_train_from_a_stream(tmp_path):
   big = tiny_config(**{**stream_cfg, "aug.patch_size": 40, "aug.out_size": 32})
   with pytest.raises(UserInputError, match="data.image_size=32 is smaller"):
     pretrain_source(big)
+
+
+def test_authors_views_of_a_rectangle():
+  """keep_aspect views: torchvision's Resize(256) + FiveCrop and RandomResizedCrop semantics."""
+  rng = np.random.default_rng(4)
+  img = rng.integers(0, 256, (60, 150, 3), dtype=np.uint8)  # a 2.5:1 landscape
+  rect = streaming.short_side_resize(img, 30)
+  assert rect.shape == (30, 75, 3)  # aspect kept: int(30 * 150 / 60)
+  assert streaming.short_side_resize(img.transpose(1, 0, 2), 30).shape == (75, 30, 3)
+  crops = streaming.five_crops(rect, 24)
+  assert crops.shape == (5, 24, 24, 3)
+  np.testing.assert_array_equal(crops[1], rect[:24, 75 - 24:])  # the rectangle's top-right corner
+  np.testing.assert_array_equal(crops[3], rect[30 - 24:, 75 - 24:])
+  np.testing.assert_array_equal(crops[4], rect[3:27, 26:50])  # centre: round((75 - 24) / 2) = 26
+  assert streaming.test_view(30, 24, ten_crop=False)(img, 0).shape == (1, 24, 24, 3)
+  # Train view: a pure function of (seed, id); whole-image boxes when scale and ratio force them.
+  view = streaming.train_view(16, (0.08, 1.0), seed=5)
+  np.testing.assert_array_equal(view(img, 7), view(img, 7))
+  assert view(img, 7).shape == (16, 16, 3) and not np.array_equal(view(img, 7), view(img, 8))
+  whole = streaming.random_resized_crop(img, np.random.default_rng(0), 16, (1.0, 1.0),
+                                        (2.5, 2.5), flip=False)
+  np.testing.assert_array_equal(whole, np.asarray(Image.fromarray(img).resize((16, 16), Image.BILINEAR)))
+  # Impossible boxes (area 1 at ratio 1 of a 2.5:1 image): the centre crop at the clamped ratio.
+  fallback = streaming.random_resized_crop(img, np.random.default_rng(0), 16, (1.0, 1.0),
+                                           (1.0, 1.0), flip=False)
+  np.testing.assert_array_equal(fallback, np.asarray(Image.fromarray(img[:, 45:105]).resize(
+      (16, 16), Image.BILINEAR)))
+
+
+def _corner_coded_stream(keep_aspect: bool, n: int, seed: int):
+  """Wide images whose class shows only in their left and right thirds (red or blue bands);
+  the centre third is the same noise for both classes."""
+  rng = np.random.default_rng(seed)
+  labels = np.arange(n) % 2
+  imgs = []
+  for lab in labels:
+    im = rng.integers(100, 156, (32, 96, 3), dtype=np.uint8)
+    band = np.array([255, 0, 0] if lab else [0, 0, 255], np.uint8)
+    im[:, :32], im[:, 64:] = band, band
+    imgs.append(im)
+
+  def reader(indices):
+    return [(imgs[i], int(labels[i])) for i in indices]
+  return streaming.StreamingImages(reader, n, 32, 2, "corner-coded", workers=2,
+                                   keep_aspect=keep_aspect)
+
+
+def test_keep_aspect_probes_see_the_rectangle_a_centre_square_loses():
+  """The square stream (the old paper-scale path) cannot tell the classes apart: its centre
+  crop drops the coded thirds; the authors' views of the rectangle keep them."""
+  def trunk(variables, x, train=False, head=False):
+    del variables, train, head
+    return None, {"conv1": x}
+  cfg = ProbeConfig(epochs=3, batch_size=16, eval_batch_size=32, lr=0.1, target_dims=48,
+                    crop_scale=(0.5, 1.0), crop_size=24, ten_crop=True, layers=("conv1",))
+  mesh = shd.make_mesh()
+  top1 = {}
+  for keep in (False, True):
+    res = run_linear_probes(trunk, {}, _corner_coded_stream(keep, 64, 0),
+                            _corner_coded_stream(keep, 40, 1), cfg, mesh=mesh, log=lambda s: None)
+    top1[keep] = res["conv1"]["top1"]
+  assert top1[False] <= 60.0 and top1[True] >= 95.0, top1
+
+
+def test_keep_aspect_needs_a_streamed_probe_set():
+  from conftest import tiny_config
+
+  from mono_ssl import train
+  with pytest.raises(UserInputError, match="probe.keep_aspect=True applies to a streamed probe set"):
+    train.load_probe_data(tiny_config(**{"probe.keep_aspect": True}))
+  probe_train, probe_test = train.load_probe_data(tiny_config(**{
+      "probe.keep_aspect": True, "probe.image_size": 32, "probe.limit_per_class": 2}))
+  assert probe_train.keep_aspect and probe_test.keep_aspect
