@@ -94,7 +94,8 @@ def grid_config(runs: list[dict], scale: str = "cpu", probe: str = "cifar10",
   c.probe = probe
   c.data_dir = ""      # folder of the probe sets ('' = ../shared/data or $MONO_SSL_DATA_DIR)
   c.only = ""          # comma-separated run names to run and report ('' = all)
-  c.configs_dir = ""   # where the runs' config files are ('' = this repository's configs/)
+  c.configs_dir = ""   # where the runs' config files are ('' = the grid config's folder on the
+                       # command line, this repository's configs/ from Python)
   c.seeds = 1          # runs per row (seeds 0..seeds-1) where a row does not set its own
   # The rows the fraction of supervision, (x - random) / (supervised - random), is computed from.
   c.supervised_row = "supervised"
@@ -315,6 +316,16 @@ def aggregate_row(spec: dict, seeds: list[dict]) -> dict:
           "seeds": [{k: v for k, v in s.items() if k not in ("config", "conv1")} for s in seeds]}
 
 
+def row_baseline(row: dict, config) -> str:
+  """Which baseline a row is ("random", "supervised", "scatnet"), or "" for a method's row:
+  the random-init row is a RotNet run of 0 steps, so its method alone does not say it."""
+  if row["name"] == config.random_row:
+    return "random"
+  if row["name"] == config.supervised_row:
+    return "supervised"
+  return "scatnet" if row["method"] == "scatnet" else ""
+
+
 def supervision_fractions(rows: list[dict], supervised: str, random: str) -> dict:
   """{row name: {layer: (x - random) / (supervised - random)}} of the top-1 means, for every
   row but the two references; {} when the grid lacks either of them."""
@@ -396,10 +407,10 @@ def write_grid_results(workdir: Path, config, rows: list[dict], failed: list[dic
   grid_fraction.png (the fraction of supervision per layer) and grid_curves.png (each row's
   seed-0 learning curve), from the rows (`aggregate_row`)."""
   title = config.title or f"scale {config.scale}: linear probes on {config.probe}"
-  table = {r["label"]: r["results"] for r in rows}
   fractions = supervision_fractions(rows, config.supervised_row, config.random_row)
   out = {"title": title, "scale": config.scale, "probe": config.probe, "layers": list(LAYER_NAMES),
-         "runs": [{k: v for k, v in r.items() if k != "conv1"} for r in rows], "failed": failed,
+         "runs": [{**{k: v for k, v in r.items() if k != "conv1"},
+                   "baseline": row_baseline(r, config)} for r in rows], "failed": failed,
          "fraction_of_supervision": {"supervised_row": config.supervised_row,
                                      "random_row": config.random_row, "rows": fractions},
          "total_wall_s": sum(r["wall_s"] for r in rows)}
@@ -420,7 +431,7 @@ def write_grid_results(workdir: Path, config, rows: list[dict], failed: list[dic
     md.append("\nFailed (rerun the command to retry): "
               + "; ".join(f"{f['name']}: {f['error']}" for f in failed))
   (workdir / "grid_results.md").write_text("\n".join(md) + "\n")
-  report.plot_layers(workdir / "grid_layers.png", table, LAYER_NAMES, title)
+  report.plot_layers_by_method(workdir / "grid_layers.png", out["runs"], LAYER_NAMES, title)
   report.plot_filters(workdir / "conv1_filters.png", {r["label"]: r["conv1"] for r in rows
                                                            if r["conv1"] is not None},
                       f"conv1 filters ({title})")
@@ -461,6 +472,12 @@ def main(argv) -> int:
     print("error: --config is not a grid config (it has no `runs`); use configs/grid.py or "
           "configs/ablation.py, or python -m mono_ssl.main for a single run.", file=sys.stderr)
     return 2
+  if not config.configs_dir:
+    # The runs' config files sit beside the grid's (configs/): found so from any install,
+    # a non-editable `pip install .` included, where no configs/ lies beside the package.
+    from ml_collections import config_flags
+    grid_file = config_flags.get_config_filename(flags.FLAGS["config"])
+    config.configs_dir = str(Path(grid_file).resolve().parent)
   try:
     out = run_grid(config, cli._WORKDIR.value)
   except (UserInputError, TrainingDiverged) as e:

@@ -26,10 +26,15 @@ def main(argv) -> int:
   from mono_ssl import train  # after flag parsing: keeps --help fast
 
   try:
-    _ = _CONFIG.value.method  # ml_collections defers a missing config file's error to here
+    config = _CONFIG.value  # ml_collections defers a missing config file's error to here
   except OSError as e:
     print(f"error: {_one_line(str(e).splitlines()[-1])} (the --config file; run from the "
           "repository root or give its full path)", file=sys.stderr)
+    return 2
+  if "runs" in config:
+    print("error: --config is a grid config (it lists `runs`); run it with python -m "
+          "mono_ssl.grid --config=... --workdir=DIR, or give mono_ssl.main one run's config "
+          "(e.g. configs/rotnet.py).", file=sys.stderr)
     return 2
   from mono_ssl import sharding
   try:

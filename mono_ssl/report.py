@@ -54,6 +54,57 @@ def plot_layers(path: str | os.PathLike, rows: dict[str, dict], layers, title: s
                   layers, title, "top-1 accuracy (%)")
 
 
+# grid_layers.png: a colour per regime, a dashed style per baseline (the same in every panel).
+REGIME_COLOURS = {"single": "tab:blue", "deca": "tab:orange", "full": "tab:green"}
+BASELINE_STYLES = {"supervised": ("black", "--"), "random": ("grey", "--"), "scatnet": ("tab:brown", ":")}
+
+
+def layers_figure(runs: list[dict], layers, title: str):
+  """Top-1 against depth from a grid's rows (grid_results.json's `runs`: `label`, `method`,
+  `regime`, `baseline`, `results` {layer: {"top1"}}, optional `se`): one panel per method,
+  its regimes by colour, every baseline dashed in every panel, standard errors as bars,
+  one legend outside the panels. Returns a matplotlib Figure (no pyplot: headless-safe)."""
+  from matplotlib.figure import Figure
+
+  layers = list(layers)
+  baselines = [r for r in runs if r.get("baseline")]
+  methods = list(dict.fromkeys(r["method"] for r in runs if not r.get("baseline"))) or ["baselines"]
+  fig = Figure(figsize=(4.2 * len(methods) + 1.8, 3.6))
+  axes = fig.subplots(1, len(methods), sharey=True, squeeze=False)[0]
+  handles = {}
+  extra = iter(["tab:red", "tab:purple", "tab:pink", "tab:olive", "tab:cyan"])
+  colours = dict(REGIME_COLOURS)
+  for ax, method in zip(axes, methods):
+    own = [r for r in runs if r["method"] == method and not r.get("baseline")]
+    for r in own + baselines:
+      have = [j for j, l in enumerate(layers) if l in r["results"]]
+      ys = [r["results"][layers[j]]["top1"] for j in have]
+      err = [r.get("se", {}).get(layers[j], {}).get("top1", 0.0) for j in have]
+      if r.get("baseline"):
+        colour, style = BASELINE_STYLES.get(r["baseline"], ("grey", "-."))
+        key = r["label"]
+      else:
+        colour = colours.setdefault(r["regime"], next(extra, "tab:gray"))
+        style, key = "-", r["regime"]
+      line = ax.errorbar(have, ys, yerr=err if any(err) else None, marker="o", ms=4, ls=style,
+                         color=colour, capsize=2, lw=1.3)
+      handles.setdefault(key, line)
+    ax.set_xticks(range(len(layers)), layers)
+    ax.set_xlabel("probed layer")
+    ax.set_title(method, fontsize=10)
+    ax.grid(alpha=0.3)
+  axes[0].set_ylabel("top-1 accuracy (%)")
+  fig.legend(list(handles.values()), list(handles), loc="center right", fontsize=8, frameon=False)
+  fig.suptitle(title, fontsize=9)
+  fig.tight_layout(rect=(0, 0, 1 - 1.6 / fig.get_figwidth(), 1))
+  return fig
+
+
+def plot_layers_by_method(path: str | os.PathLike, runs: list[dict], layers, title: str) -> None:
+  """`layers_figure`, saved to `path`."""
+  layers_figure(runs, layers, title).savefig(path, dpi=120)
+
+
 def _plot_per_layer(path, rows: dict[str, dict], layers, title: str, ylabel: str,
                     marks: tuple = ()) -> None:
   """One line per row ({name: {layer: value}}; a row may lack layers, e.g. ScatNet's conv3-5),

@@ -364,10 +364,9 @@ def load_probe_data(config) -> tuple:
   pc = config.probe
   data_dir = pc.data_dir or None
   limit = pc.limit_per_class or None
+  # In memory every image has one size already (load_split refuses mixed sizes) and is read
+  # whole: only a stream has rectangles to keep.
   keep_aspect = bool(pc.get("keep_aspect", False))
-  if keep_aspect and not pc.image_size:
-    raise UserInputError("probe.keep_aspect=True applies to a streamed probe set; set "
-                         "probe.image_size (e.g. 256) or probe.keep_aspect=False.")
   if pc.image_size:  # streamed from disk: image_size x image_size squares, or rectangles
     train = datasets.open_stream(pc.dataset, "train", data_dir, pc.image_size, limit,
                                  "probe.image_size", keep_aspect=keep_aspect)

@@ -284,3 +284,107 @@ def test_seeds_are_averaged_with_standard_errors_and_fractions_and_results_expor
 def test_seeds_below_one_are_refused(tmp_path):
   with pytest.raises(UserInputError, match="seeds=0 for row 'rotnet_single'"):
     grid.run_grid(tiny_grid(seeds=0), tmp_path, log=lambda s: None)
+
+
+def test_main_refuses_a_grid_config_in_one_line(tmp_path):
+  bad = subprocess.run([sys.executable, "-m", "mono_ssl.main", "--config=configs/grid.py",
+                        f"--workdir={tmp_path}"], cwd=REPO, capture_output=True, text=True, timeout=120)
+  assert bad.returncode == 2 and "is a grid config" in bad.stderr and "mono_ssl.grid" in bad.stderr
+  assert "Traceback" not in bad.stderr and not any(tmp_path.iterdir())
+
+
+TINY_GRID_FILE = '''"""A one-row grid (the random-init row at a few probe steps) for the install test."""
+from mono_ssl import grid
+
+TINY = {tiny!r}
+
+
+def get_config(arg=None):
+  runs = [grid.run_spec("random", "rotnet", "regime=single", "random",
+                        {{**TINY, "train.num_steps": 0}})]
+  return grid.grid_config(runs, "cpu", "bundled_cifar10", title="install test")
+'''
+
+
+@pytest.mark.slow
+def test_grid_runs_from_a_non_editable_install(tmp_path):
+  """`pip install .` (no checkout beside the package): the grid finds its runs' config files
+  beside the grid config it is given, not in a configs/ next to the installed package."""
+  site, src = tmp_path / "site", tmp_path / "src"
+  # From a copy of what a wheel is built from: pip builds in the source tree (build/).
+  shutil.copytree(REPO / "mono_ssl", src / "mono_ssl", ignore=shutil.ignore_patterns("__pycache__"))
+  shutil.copy2(REPO / "pyproject.toml", src / "pyproject.toml")
+  # pyproject names README.md (the mutation check's copies of the repository lack it).
+  readme = REPO / "README.md"
+  (src / "README.md").write_text(readme.read_text() if readme.exists() else "mono_ssl\n")
+  # Build isolation fetches setuptools from the package index, as any `pip install .` does.
+  r = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
+                      "--target", str(site), str(src)],
+                     capture_output=True, text=True, timeout=600)
+  assert r.returncode == 0, r.stderr[-3000:]
+  confs = tmp_path / "my_configs"
+  shutil.copytree(REPO / "configs", confs)
+  (confs / "tiny_grid.py").write_text(TINY_GRID_FILE.format(tiny=TINY))
+  elsewhere = tmp_path / "elsewhere"
+  elsewhere.mkdir()
+  env = {k: v for k, v in __import__("os").environ.items() if k != "PYTHONPATH"}
+  env["PYTHONPATH"] = str(site)
+  where = subprocess.run([sys.executable, "-c", "import mono_ssl; print(mono_ssl.__file__)"],
+                         cwd=elsewhere, env=env, capture_output=True, text=True, timeout=120)
+  assert where.stdout.strip().startswith(str(site)), where.stdout + where.stderr  # the installed copy
+  assert not (site / "configs").exists()
+  run = subprocess.run([sys.executable, "-m", "mono_ssl.grid", f"--config={confs / 'tiny_grid.py'}",
+                        "--workdir=grid_out"], cwd=elsewhere, env=env, capture_output=True,
+                       text=True, timeout=900)
+  assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+  saved = json.loads((elsewhere / "grid_out" / "grid_results.json").read_text())
+  assert [r["name"] for r in saved["runs"]] == ["random"] and saved["runs"][0]["results"]["conv1"]["top1"] > 0
+
+
+def _synthetic_grid_rows(seed: int = 0):
+  """The paper grid's 12 rows as `aggregate_row` builds them (made-up accuracies, 2 seeds)."""
+  rng = np.random.default_rng(seed)
+  specs = [("supervised", "supervised", "full"), ("random", "rotnet", "single"),
+           ("scatnet", "scatnet", "")] + [(f"{m}_{r}", m, r) for m in ("rotnet", "deepcluster", "bigan")
+                                          for r in ("single", "deca", "full")]
+  rows = []
+  for name, method, regime in specs:
+    layers = LAYERS[:2] if method == "scatnet" else LAYERS
+    seeds = [{"name": name, "seed": s, "workdir": f"w/{name}", "steps": 10, "wall_s": 60.0,
+              "images_per_s": 100.0, "curve": [], "conv1": None,
+              "config": {"method": method, "regime": regime},
+              "results": {l: {"top1": float(rng.uniform(10, 40)), "top5": 50.0} for l in layers}}
+             for s in range(2)]
+    label = name.replace("_", " (") + ")" if "_" in name else name
+    rows.append(grid.aggregate_row({"name": name, "label": label}, seeds))
+  return rows
+
+
+LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5")
+
+
+def test_grid_layers_figure_has_one_panel_per_method_and_every_baseline_in_each(tmp_path):
+  from matplotlib.colors import to_hex
+
+  from mono_ssl import report
+  config = grid.grid_config([], "cpu", "cifar10", title="synthetic")
+  out = grid.write_grid_results(tmp_path, config, _synthetic_grid_rows(), [])
+  baseline = {r["name"]: r["baseline"] for r in out["runs"]}
+  assert baseline["random"] == "random" and baseline["supervised"] == "supervised"
+  assert baseline["scatnet"] == "scatnet" and baseline["bigan_deca"] == ""
+  saved = json.loads((tmp_path / "grid_results.json").read_text())
+  assert [r["baseline"] for r in saved["runs"]] == [r["baseline"] for r in out["runs"]]
+  assert (tmp_path / "grid_layers.png").stat().st_size > 0
+  fig = report.layers_figure(out["runs"], LAYERS, "synthetic")
+  axes = fig.axes
+  assert [ax.get_title() for ax in axes] == ["rotnet", "deepcluster", "bigan"]
+  per_panel = []
+  for ax in axes:
+    lines = [l for l in ax.get_lines() if l.get_marker() == "o"]  # the data lines, not error caps
+    assert len(lines) == 6  # three regimes + three baselines
+    styles = {to_hex(l.get_color()): l.get_linestyle() for l in lines}
+    assert len(styles) == 6  # no two rows of a panel share a colour
+    assert sorted(s for s in styles.values() if s != "-") == ["--", "--", ":"]  # baselines dashed
+    per_panel.append(styles)
+  assert per_panel[0] == per_panel[1] == per_panel[2]  # a regime is one colour in every panel
+  assert fig.legends and not any(ax.get_legend() for ax in axes)  # one legend, outside the panels

@@ -122,3 +122,26 @@ def test_setup_cell_detects_todays_colab_tpu_gpu_and_cpu_runtimes(tmp_path):
   (other / "dev" / "accel0").touch()
   assert detect(other, **none) == "tpu"
   assert detect(tmp_path / "x", **{**none, "environ": {"COLAB_TPU_ADDR": "1"}}) == "tpu"
+
+
+@pytest.mark.slow
+def test_results_notebook_reads_a_real_grid():
+  """results.ipynb on the committed results/mini_tiny (a grid the runner wrote), SMOKE off."""
+  problem = _kernel_problem()
+  if problem is not None:
+    pytest.skip(f"notebook execution skipped: {problem}")
+  import nbformat
+  from nbclient import NotebookClient
+
+  nb = nbformat.read(REPO / "notebooks" / "results.ipynb", as_version=4)
+  (cell,) = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+  cell.source = cell.source.replace('GRID_DIR = "runs/grid"', 'GRID_DIR = "results/mini_tiny"')
+  assert "results/mini_tiny" in cell.source
+  NotebookClient(nb, timeout=600, kernel_name="python3",
+                 resources={"metadata": {"path": str(REPO)}}).execute()
+  text = "".join(o.get("text", "") + str(o.get("data", {}).get("text/markdown", ""))
+                 for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+  assert "rows from" in text and "results/mini_tiny/grid_results.json" in text
+  assert "| random |" in text and "Fraction of supervision" in text
+  assert any("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code"
+             for o in c.outputs)

@@ -282,12 +282,12 @@ def test_keep_aspect_probes_see_the_rectangle_a_centre_square_loses():
   assert top1[False] <= 60.0 and top1[True] >= 95.0, top1
 
 
-def test_keep_aspect_needs_a_streamed_probe_set():
+def test_keep_aspect_reaches_both_probe_streams():
   from conftest import tiny_config
 
-  from mono_ssl import train
-  with pytest.raises(UserInputError, match="probe.keep_aspect=True applies to a streamed probe set"):
-    train.load_probe_data(tiny_config(**{"probe.keep_aspect": True}))
-  probe_train, probe_test = train.load_probe_data(tiny_config(**{
-      "probe.keep_aspect": True, "probe.image_size": 32, "probe.limit_per_class": 2}))
-  assert probe_train.keep_aspect and probe_test.keep_aspect
+  from mono_ssl import config_lib, train
+  assert config_lib.base_config("rotnet", "single", "paper").probe.keep_aspect
+  for keep in (True, False):
+    probe_train, probe_test = train.load_probe_data(tiny_config(**{
+        "probe.keep_aspect": keep, "probe.image_size": 32, "probe.limit_per_class": 2}))
+    assert probe_train.keep_aspect is keep and probe_test.keep_aspect is keep
