@@ -704,6 +704,21 @@ MUTATIONS: list[Mutation] = [
       "    for r in own + (baselines if ax is axes[0] else []):",
       "tests/test_grid.py::test_grid_layers_figure_has_one_panel_per_method_and_every_baseline_in_each",
       "the baselines are drawn in the first method's panel only"),
+    M("prepare-cifar-rows-transposed", "mono_ssl/prepare.py",
+      "reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)",
+      "reshape(-1, 3, 32, 32).transpose(0, 3, 2, 1)",
+      "tests/test_prepare.py::test_cifar10_archive_becomes_the_loaders_npz_with_its_pixels",
+      "CIFAR-10's CHW rows written as transposed images"),
+    M("prepare-tiny-lexicographic-order", "mono_ssl/prepare.py",
+      "key=lambda n: int(number.search(n).group(1)))",
+      "key=lambda n: n)",
+      "tests/test_prepare.py::test_tiny_imagenet_zip_keeps_its_jpegs_byte_for_byte",
+      "the 'first 100' Tiny-ImageNet images taken in name order (_10 before _2)"),
+    M("prepare-overwrites", "mono_ssl/prepare.py",
+      "  if existing and not overwrite:",
+      "  if False:",
+      "tests/test_prepare.py::test_bad_archives_and_existing_files_are_refused_in_one_line",
+      "prepare silently replaces existing data files"),
 ]# ---------------------------------------------------------------------------------------------
 
 
