@@ -719,6 +719,16 @@ MUTATIONS: list[Mutation] = [
       "  if False:",
       "tests/test_prepare.py::test_bad_archives_and_existing_files_are_refused_in_one_line",
       "prepare silently replaces existing data files"),
+    M("recluster-ignores-init", "mono_ssl/methods/deepcluster.py",
+      "  res = km.kmeans(z, num_clusters, key=key, num_iters=kmeans_iters, init=init)",
+      "  res = km.kmeans(z, num_clusters, key=key, num_iters=kmeans_iters)",
+      "tests/test_api.py::test_plain_pieces_are_what_the_config_path_builds",
+      "recluster runs k-means++ whatever init it is given (not faiss' random points)"),
+    M("make-patches-one-program-on-cpu", "mono_ssl/augment.py",
+      '  if isinstance(indices, jax.core.Tracer) and jax.default_backend() == "cpu":',
+      "  if False:",
+      "tests/test_augment.py::test_make_patches_runs_two_programs_and_refuses_one_on_cpu",
+      "make_patches traced inside jit on CPU silently returns miscompiled jitter"),
 ]# ---------------------------------------------------------------------------------------------
 
 

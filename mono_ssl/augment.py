@@ -1,7 +1,9 @@
 """The virtual patch data set: patch i is a pure function of (images, seed, i), made on device.
 
 The authors' generator (single_img_pretraining) writes 1.28M JPEG patches to
-disk. Here every patch is computed on demand, inside the jitted train step:
+disk. Here every patch is computed on demand on device, by two jitted programs
+run just before each train step (`PatchGenerator`; `make_patches` for one-off
+calls): the geometry (`sample_geometry`), then the colour jitter (`jitter_patches`):
 
   1. random square crop, side = `initial_crop_frac` x the image's short side;
   2. random-resized crop of that square (area fraction in `rrc_scale`, aspect
@@ -383,6 +385,11 @@ def jitter_patches(cfg: AugmentConfig, key: jax.Array, indices: jax.Array,
   return colour_jitter(jitter_keys, patches, cfg)
 
 
+# The two stages as two compiled programs (see make_patches), shared by every caller.
+_geometry_program = jax.jit(sample_geometry, static_argnames=("cfg", "period"))
+_jitter_program = jax.jit(jitter_patches, static_argnames=("cfg", "period"), donate_argnames="patches")
+
+
 def make_patches(bank: ImageBank, cfg: AugmentConfig, key: jax.Array,
                  indices: jax.Array, period: int = 0) -> jax.Array:
   """Patches for a batch of indices: float32 (B, out, out, 3) in [0, 1].
@@ -391,15 +398,22 @@ def make_patches(bank: ImageBank, cfg: AugmentConfig, key: jax.Array,
   size is free. With `period` = the data set size N, index i is a view of
   base patch b = i mod N (source image b mod n_images; crops, affine and
   jitter keyed by b) under its own method crop and flip (keyed by i).
-  Pure and jit/vmap-friendly.
 
-  Do not jit this composition whole: on XLA:CPU (jax 0.10) one program holding
-  the gathers of stage 1 and the jitter of stage 2 ran 5x slower AND gave
-  wrong jitter values (checked against eager execution), even with an
-  optimization barrier between them. `PatchGenerator` jits each stage alone;
-  tests compare it with eager execution.
+  Runs its two stages (`sample_geometry`, `jitter_patches`) as two compiled
+  programs: on XLA:CPU (jaxlib 0.10) one program holding the gathers of stage 1
+  and the jitter of stage 2 gives wrong jitter values (up to 0.95 off against
+  eager execution) and runs 5x slower, even with an optimization barrier between
+  them; `tests/test_augment.py` keeps a check that the one-program form still
+  differs, so this can go when XLA is fixed. Called under a trace on a CPU
+  backend (inside your own `jax.jit`) it refuses with one line: jit each stage
+  on its own, or use `PatchGenerator` (the same two programs, built once).
   """
-  return jitter_patches(cfg, key, indices, sample_geometry(bank, cfg, key, indices, period), period)
+  if isinstance(indices, jax.core.Tracer) and jax.default_backend() == "cpu":
+    raise UserInputError("augment.make_patches was traced inside jax.jit on CPU, where XLA "
+                         "miscompiles its two stages as one program; call it outside jit, or "
+                         "jit sample_geometry and jitter_patches separately (PatchGenerator does).")
+  patches = _geometry_program(bank, cfg=cfg, key=key, indices=indices, period=period)
+  return _jitter_program(cfg=cfg, key=key, indices=indices, patches=patches, period=period)
 
 
 class PatchGenerator:

@@ -289,6 +289,50 @@ def make_eval_step(trunk_apply: Callable, heads: ProbeHeads, crop: int | None = 
   return evaluate
 
 
+@dataclasses.dataclass(frozen=True)
+class ProbeParts:
+  """The linear probes of one trunk architecture as plain functions (`probe_parts`).
+
+  init(trunk_vars, key) -> the heads' TrainState; step(state, trunk_vars, images, labels, key)
+  -> (state, metrics), images float [0, 1] (B, crop, crop, 3); evaluate(heads_vars, trunk_vars,
+  images, labels, mask) -> {layer: (top-1 hits, top-5 hits)}. None is jitted: jit them your way.
+  """
+  heads: ProbeHeads
+  dims: dict
+  init: Callable
+  step: Callable
+  evaluate: Callable
+
+
+def probe_parts(trunk_apply: Callable, trunk_vars: Any, image_size: int, num_classes: int,
+                cfg: ProbeConfig = ProbeConfig(), total_steps: int = 1000,
+                axis_name: Any = None) -> ProbeParts:
+  """Probe heads, their state constructor, pure step and evaluation, from plain arguments.
+
+  trunk_apply(variables, normalised images, train=False, head=False) -> (_, {layer: map}):
+  the AlexNet contract. The heads pool each of `cfg.layers` to about `cfg.target_dims`
+  values at `image_size` input; their SGD follows `cfg` over `total_steps` steps.
+  `LinearProbe` is these parts, jitted over a mesh, with the data loop around them.
+  """
+  feat_shapes = jax.eval_shape(lambda v, x: trunk_apply(v, x, train=False, head=False)[1], trunk_vars,
+                               jax.ShapeDtypeStruct((1, image_size, image_size, 3), jnp.float32))
+  shapes = {n: feat_shapes[n].shape for n in cfg.layers}
+  pools = probe_pools(shapes, cfg.layers, cfg.target_dims)
+  dims = {n: pool_dims(spec, *shapes[n][1:]) for n, spec in pools}
+  heads = ProbeHeads(num_classes=num_classes, pools=pools)
+  tx = sgd(sgd_schedule(cfg.lr, max(1, total_steps), cfg.lr_boundaries, cfg.lr_decay),
+           cfg.momentum, False, cfg.weight_decay)
+
+  def init(trunk_vars, key):
+    _, feats = trunk_apply(trunk_vars, jnp.zeros((2, image_size, image_size, 3)), train=False, head=False)
+    v = heads.init(key, feats, train=False)
+    return TrainState(step=jnp.int32(0), params=v["params"], batch_stats=v["batch_stats"],
+                      opt_state=tx.init(v["params"]), apply_fn=heads.apply, tx=tx)
+
+  return ProbeParts(heads, dims, init, make_probe_step(trunk_apply, heads, axis_name),
+                    make_eval_step(trunk_apply, heads, cfg.crop_size or None, cfg.ten_crop))
+
+
 class LinearProbe:
   """The five probes of one trunk architecture on one (train, test) pair, compiled once.
 
@@ -330,26 +374,14 @@ class LinearProbe:
       raise UserInputError(f"probe.batch_size={cfg.batch_size} exceeds the {n_train} training "
                            f"images of {train.name}; lower probe.batch_size.")
     # Pool sizes come from the feature shapes at the probe's input size.
-    feat_shapes = jax.eval_shape(lambda v, x: trunk_apply(v, x, train=False, head=False)[1], trunk_vars,
-                                 jax.ShapeDtypeStruct((1, crop, crop, 3), jnp.float32))
-    shapes = {n: feat_shapes[n].shape for n in cfg.layers}
-    pools = probe_pools(shapes, cfg.layers, cfg.target_dims)
-    self.dims = {n: pool_dims(spec, *shapes[n][1:]) for n, spec in pools}
-    self.heads = heads = ProbeHeads(num_classes=train.num_classes, pools=pools)
     self.steps_per_epoch = n_train // cfg.batch_size
-    tx = sgd(sgd_schedule(cfg.lr, self.steps_per_epoch * cfg.epochs, cfg.lr_boundaries, cfg.lr_decay),
-             cfg.momentum, False, cfg.weight_decay)
-
-    def init(trunk_vars, key):
-      _, feats = trunk_apply(trunk_vars, jnp.zeros((2, crop, crop, 3)), train=False, head=False)
-      v = heads.init(key, feats, train=False)
-      return TrainState(step=jnp.int32(0), params=v["params"], batch_stats=v["batch_stats"],
-                        opt_state=tx.init(v["params"]), apply_fn=heads.apply, tx=tx)
-
-    self._init = jax.jit(init, out_shardings=repl)
-    self._step = jax.jit(make_probe_step(trunk_apply, heads), donate_argnums=0,
+    parts = probe_parts(trunk_apply, trunk_vars, crop, train.num_classes, cfg,
+                        self.steps_per_epoch * cfg.epochs)
+    self.dims, self.heads = parts.dims, parts.heads
+    self._init = jax.jit(parts.init, out_shardings=repl)
+    self._step = jax.jit(parts.step, donate_argnums=0,
                          in_shardings=(repl, repl, bsh, bsh, repl), out_shardings=(repl, repl))
-    self._evaluate = jitted_eval_step(trunk_apply, heads, cfg, mesh)
+    self._evaluate = jax.jit(parts.evaluate, in_shardings=(repl, repl, bsh, bsh, bsh))
     aug = AugmentConfig(out_size=crop, patch_size=size, initial_crop=False, rrc=False, affine=False,
                         method_crop=True, method_crop_scale=cfg.crop_scale, flip=cfg.flip,
                         jitter_prob=0.0, antialias=False)

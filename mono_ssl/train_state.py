@@ -63,16 +63,18 @@ def sgd_from_config(tc, total_steps: int) -> tuple[optax.GradientTransformation,
   return sgd(schedule, tc.momentum, tc.nesterov, tc.weight_decay), schedule
 
 
-def create_classifier_state(model, config, image_size: int, key: jax.Array, mesh,
-                            total_steps: int, state_cls: type | None = None,
-                            tx: optax.GradientTransformation | None = None,
-                            **extra: Callable[[], Any]) -> Any:
-  """A fresh, mesh-replicated state of an AlexNet classifier trained by `config.train`'s SGD.
-
-  `tx`: another optimiser (default the train block's SGD). `state_cls` (default TrainState) may be a subclass; `extra` maps its own fields to
-  zero-argument functions making their initial arrays (called inside the jitted init).
+def classifier_state(model, tx: optax.GradientTransformation, key: jax.Array, image_size: int,
+                     mesh=None, state_cls: type | None = None, **extra: Callable[[], Any]) -> Any:
+  """A fresh state of a classifier (`model`: an AlexNet, or any flax module with BatchNorm
+  whose apply returns (logits, feats)) trained by `tx`, from plain arguments: its variables
+  initialised on (2, image_size, image_size, 3), replicated over `mesh` (default: all
+  devices). `state_cls` (default TrainState) may be a subclass; `extra` maps its own fields
+  to zero-argument functions making their initial arrays (called inside the jitted init).
+  RotNet's and DeepCluster's steps train such a state.
   """
-  tx = tx or sgd_from_config(config.train, total_steps)[0]
+  if mesh is None:
+    from mono_ssl import sharding as shd
+    mesh = shd.make_mesh()
   state_cls = state_cls or TrainState
 
   def init(key):
@@ -82,6 +84,15 @@ def create_classifier_state(model, config, image_size: int, key: jax.Array, mesh
                      apply_fn=model.apply, tx=tx, **{k: f() for k, f in extra.items()})
 
   return create_sharded(init, key, mesh)
+
+
+def create_classifier_state(model, config, image_size: int, key: jax.Array, mesh,
+                            total_steps: int, state_cls: type | None = None,
+                            tx: optax.GradientTransformation | None = None,
+                            **extra: Callable[[], Any]) -> Any:
+  """`classifier_state` with `config.train`'s SGD over total_steps (or `tx`): the config layer."""
+  tx = tx or sgd_from_config(config.train, total_steps)[0]
+  return classifier_state(model, tx, key, image_size, mesh, state_cls, **extra)
 
 
 def classification_update(state: TrainState, x: jax.Array, labels: jax.Array, key: jax.Array,

@@ -133,3 +133,21 @@ def test_impossible_sizes_are_refused():
     AugmentConfig.from_config({"out_size": -3})
   with pytest.raises(UserInputError, match="rrc_scale"):
     AugmentConfig.from_config({"rrc_scale": (0.5, 2.0)})
+
+
+def test_make_patches_runs_two_programs_and_refuses_one_on_cpu(bank):
+  """make_patches is right however it is called: eager-equal, and refused when traced on CPU,
+  because the one-program form still miscompiles there (when this check fails, XLA is fixed:
+  the guard in make_patches and this check can go)."""
+  from mono_ssl.augment import make_patches
+  cfg = dataclasses.replace(CFG, jitter_prob=1.0)
+  idx = jnp.arange(8)
+  key = jax.random.key(0)
+  with jax.disable_jit():
+    eager = np.asarray(jitter_patches(cfg, key, idx, sample_geometry(bank, cfg, key, idx)))
+  np.testing.assert_allclose(np.asarray(make_patches(bank, cfg, key, idx)), eager, atol=1e-4)
+  one_program = jax.jit(lambda b, k, i: jitter_patches(cfg, k, i, sample_geometry(b, cfg, k, i)))
+  if jax.default_backend() == "cpu":
+    assert np.abs(np.asarray(one_program(bank, key, idx)) - eager).max() > 0.05  # still wrong
+    with pytest.raises(UserInputError, match="traced inside jax.jit on CPU"):
+      jax.jit(lambda b, k, i: make_patches(b, cfg, k, i))(bank, key, idx)

@@ -237,6 +237,31 @@ def plot_clusters(path: Path, history: list[dict], sizes: np.ndarray) -> None:
   fig.savefig(path, dpi=90)
 
 
+@dataclasses.dataclass(frozen=True)
+class Clustering:
+  """One re-clustering: host numpy arrays (int32) and the k-means inertia."""
+  assignments: np.ndarray  # (N,) cluster of each image
+  sizes: np.ndarray        # (K,) images per cluster
+  order: np.ndarray        # (N,) image indices sorted by cluster (the sampler's table)
+  starts: np.ndarray       # (K,) where each cluster begins in `order`
+  inertia: float
+
+
+def recluster(features: jax.Array, num_clusters: int, key: jax.Array, *, pca_dim: int = 256,
+              kmeans_iters: int = 20, init: str = "random") -> Clustering:
+  """DeepCluster's re-clustering of (N, D) features, from plain arguments: PCA to `pca_dim`
+  with whitening and L2 rows (`kmeans.pca_whiten`), then k-means (`kmeans.kmeans`; "random":
+  faiss' k distinct points, the original's). Host side, like `kmeans` (it checks the
+  features and returns numpy): call it between jitted steps, not inside one."""
+  z = km.pca_whiten(features, min(pca_dim, features.shape[1]))
+  res = km.kmeans(z, num_clusters, key=key, num_iters=kmeans_iters, init=init)
+  assignments = np.asarray(jax.device_get(res.assignments)).astype(np.int32)
+  sizes = np.bincount(assignments, minlength=num_clusters).astype(np.int32)
+  order = np.argsort(assignments, kind="stable").astype(np.int32)
+  starts = (np.cumsum(sizes) - sizes).astype(np.int32)
+  return Clustering(assignments, sizes, order, starts, float(res.inertia))
+
+
 def before_step(state: DeepClusterState, t: int, ctx: dict) -> DeepClusterState:
   """Reclusters at the start of every epoch (and once at step 0 of a fresh run)."""
   config, log = ctx["config"], ctx["log"]
@@ -251,15 +276,12 @@ def before_step(state: DeepClusterState, t: int, ctx: dict) -> DeepClusterState:
     plain = dataclasses.replace(g.cfg, method_crop=False, flip=False)
     ctx["plain_generator"] = g.with_config(plain)
   feats = _features(state, ctx["plain_generator"], n, dc.feature_batch, mesh, dc.feature_tap)
-  z = km.pca_whiten(feats, min(dc.pca_dim, feats.shape[1]))
   key = jax.random.fold_in(jax.random.key(config.seed + 7), epoch)  # new seed every epoch
   # faiss' default initialisation (the original's): k distinct random points, a new seed each time.
-  res = km.kmeans(z, dc.num_clusters, key=key, num_iters=dc.kmeans_iters, init=dc.kmeans_init)
-  assignments = np.asarray(jax.device_get(res.assignments))
-  sizes = np.bincount(assignments, minlength=dc.num_clusters).astype(np.int32)
-  order = np.argsort(assignments, kind="stable").astype(np.int32)
-  starts = (np.cumsum(sizes) - sizes).astype(np.int32)
-  stats = {"epoch": epoch, "inertia": float(res.inertia), "empty_clusters": int((sizes == 0).sum()),
+  c = recluster(feats, dc.num_clusters, key, pca_dim=dc.pca_dim, kmeans_iters=dc.kmeans_iters,
+                init=dc.kmeans_init)
+  assignments, sizes, order, starts = c.assignments, c.sizes, c.order, c.starts
+  stats = {"epoch": epoch, "inertia": c.inertia, "empty_clusters": int((sizes == 0).sum()),
            "size_min": int(sizes.min()), "size_median": float(np.median(sizes)), "size_max": int(sizes.max())}
   if int(jax.device_get(state.epoch)) >= 0:
     stats["nmi_vs_previous"] = km.nmi(np.asarray(jax.device_get(state.assignments)), assignments)
