@@ -345,7 +345,8 @@ def supervision_fractions(rows: list[dict], supervised: str, random: str) -> dic
 
 # A run's small outputs kept with the grid's results (never checkpoints).
 RUN_OUTPUTS = ("probe_results.json", "probe_results.md", curves.CURVE_FILE, curves.CURVE_PLOT,
-               "metrics.jsonl", "config.json", "conv1_filters.npy", "grid_run.json")
+               "metrics.jsonl", "config.json", "conv1_filters.npy", "grid_run.json",
+               "clusters.png")  # DeepCluster's NMI and cluster sizes
 GRID_OUTPUTS = ("grid_results.json", "grid_results.md", "grid_layers.png", "conv1_filters.png",
                 "grid_fraction.png", "grid_curves.png")
 
