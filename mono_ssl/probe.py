@@ -330,7 +330,7 @@ def probe_parts(trunk_apply: Callable, trunk_vars: Any, image_size: int, num_cla
                       opt_state=tx.init(v["params"]), apply_fn=heads.apply, tx=tx)
 
   return ProbeParts(heads, dims, init, make_probe_step(trunk_apply, heads, axis_name),
-                    make_eval_step(trunk_apply, heads, cfg.crop_size or None, cfg.ten_crop))
+                    cfg_eval_step(trunk_apply, heads, cfg))
 
 
 class LinearProbe:
@@ -461,10 +461,15 @@ def run_linear_probes(trunk_apply: Callable, trunk_vars: Any,
   return LinearProbe(trunk_apply, trunk_vars, train, test, cfg, mesh, log)(trunk_vars)
 
 
+def cfg_eval_step(trunk_apply, heads, cfg: ProbeConfig) -> Callable:
+  """`make_eval_step` with cfg's test crops (its crop size, ten crops or one)."""
+  return make_eval_step(trunk_apply, heads, cfg.crop_size or None, cfg.ten_crop)
+
+
 def jitted_eval_step(trunk_apply, heads, cfg: ProbeConfig, mesh) -> Callable:
   """`make_eval_step` for cfg's crops, jitted over the mesh (heads and trunk replicated)."""
   repl, bsh = shd.replicated(mesh), shd.batch_sharded(mesh)
-  return jax.jit(make_eval_step(trunk_apply, heads, cfg.crop_size or None, cfg.ten_crop),
+  return jax.jit(cfg_eval_step(trunk_apply, heads, cfg),
                  in_shardings=(repl, repl, bsh, bsh, bsh))
 
 
