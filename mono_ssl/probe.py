@@ -425,11 +425,13 @@ class LinearProbe:
       elif self.streamed:
         host_batches = train.batches(perm)
       for s in range(steps_per_epoch):
-        idx = shd.to_global((perm[s] + epoch * n_train).astype(np.int32), bsh)
-        if self.host_views:
+        if self.host_views:  # cut on the host: no crop indices to send
           imgs, labs = next(host_batches)
           images, labels = self._crop(shd.to_global(imgs, bsh)), shd.to_global(labs, bsh)
-        elif self.streamed:
+          state, metrics = self._step(state, trunk_vars, images, labels, jax.random.key(0))
+          continue
+        idx = shd.to_global((perm[s] + epoch * n_train).astype(np.int32), bsh)
+        if self.streamed:
           imgs, labs = next(host_batches)
           batch_bank = shd.to_global(ImageBank.from_images_array(imgs), repl)
           images = self._crop(batch_bank, idx)
