@@ -24,7 +24,6 @@ of `--reps` timed repetitions after a warm-up.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import math
 import os
@@ -42,7 +41,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from benchmarks.loader import write_jpegs  # noqa: E402
-from mono_ssl import datasets, train  # noqa: E402
+from mono_ssl import config_lib, datasets, train  # noqa: E402
 from mono_ssl import kmeans as km  # noqa: E402
 from mono_ssl import sharding as shd  # noqa: E402
 from mono_ssl.augment import PatchGenerator  # noqa: E402
@@ -54,10 +53,7 @@ DTYPES = ("float32", "bfloat16")
 
 
 def load_config(name: str, arg: str):
-  spec = importlib.util.spec_from_file_location(f"cfg_{name}", REPO / "configs" / f"{name}.py")
-  mod = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(mod)
-  return mod.get_config(arg)
+  return config_lib.load_config_file(REPO / "configs" / f"{name}.py", arg)
 
 
 def median_s(fn, reps: int, warmup: int = 1) -> float:

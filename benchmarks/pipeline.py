@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib.metadata
-import importlib.util
 import json
 import os
 import platform
@@ -58,10 +57,8 @@ def loadavg() -> str:
 
 def load_config(method: str, regime: str):
   """The real run's config: `configs/<method>.py` at regime=<regime>, scale=cpu."""
-  spec = importlib.util.spec_from_file_location(f"configs_{method}", REPO / "configs" / f"{method}.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(f"regime={regime},scale=cpu")
+  from mono_ssl import config_lib
+  return config_lib.load_config_file(REPO / "configs" / f"{method}.py", f"regime={regime},scale=cpu")
 
 
 def timed(fn: Callable[[], object], reps: int, warmup: int) -> list[float]:

@@ -24,6 +24,7 @@ train.sample_every steps. Any field can be overridden, e.g.
 from mono_ssl import config_lib
 
 RECIPES = ("cpu", "donahue")
+DONAHUE_CONV5_FEATURES = 4 * 4 * 256  # his E head's input at 64 px (net.py alexnet_group_padpool)
 
 
 def get_config(arg: str | None = None):
@@ -46,8 +47,14 @@ def donahue_recipe(config):
   losses as means of their real and fake terms, no L2 on BatchNorm gains, and none of the
   CPU recipe's departures (batch-standardised codes, E held still for half the run).
   His --encode_normalize only weighs the latent-regression and KL losses, which a BiGAN
-  does not use (dist.py lines 290-295; gan.py lines 250-268): nothing to carry over."""
+  does not use (dist.py lines 290-295; gan.py lines 250-268): nothing to carry over.
+  Also his: D's images in [-1, 1] (train_gan.py lines 265-280; E keeps the probed trunk's
+  ImageNet normalisation), z as a per-channel bias before each BN of G (net.py
+  deconvnet_64, lines 908-954), and E's initial code spread: his head's N(0, 0.02) over
+  4,096 conv5 features, here 0.02 * sqrt(4096 / fan_in) over the probed trunk's pool5."""
   config.bigan.update(dict(disc_arch="donahue", disc_bn=True, disc_cat_inputs=False,
                            encoder_head="linear", loss_scale=0.5, decay_gains=False,
-                           standardise_codes=False, e_start=0.0))
+                           standardise_codes=False, e_start=0.0,
+                           encoder_init_fan_in=DONAHUE_CONV5_FEATURES, disc_input="unit",
+                           gen_z_every_layer=True))
   return config

@@ -1,12 +1,28 @@
 """Helpers for `configs/*.py`: typed `key=value` arguments and the shared base config."""
 from __future__ import annotations
 
+import importlib.util
+import os
+from pathlib import Path
+
 import ml_collections
 
 from mono_ssl.errors import UserInputError
 
 PAPER_DATASET_SIZE = 1_281_167  # ImageNet's train size, the authors' default patch count
 SCALES = ("cpu", "mini", "paper")  # the conv stacks of models.alexnet.conv_specs
+
+
+def load_config_file(path: str | os.PathLike, arg: str | None = None):
+  """Imports a config file (e.g. configs/rotnet.py) and returns its get_config(arg), as
+  `--config=path:arg` does on the command line."""
+  path = Path(path)
+  if not path.is_file():
+    raise UserInputError(f"no config file {path}; pass a path such as configs/rotnet.py.")
+  spec = importlib.util.spec_from_file_location(f"mono_ssl_config_{path.stem}", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(arg)
 
 
 def parse_arg(arg: str | None, **defaults):
@@ -19,11 +35,12 @@ def parse_arg(arg: str | None, **defaults):
   out = ml_collections.ConfigDict(defaults)
   for item in filter(None, (arg or "").split(",")):
     if "=" not in item:
-      raise UserInputError(f"config argument {item!r} is not key=value "
-                           f"(known keys: {', '.join(defaults)}).")
+      known = f"known keys: {', '.join(defaults)}" if defaults else "this config takes none"
+      raise UserInputError(f"config argument {item!r} is not key=value ({known}).")
     key, value = (s.strip() for s in item.split("=", 1))
     if key not in defaults:
-      raise UserInputError(f"unknown config argument {key!r}; known: {', '.join(defaults)}.")
+      known = f"known: {', '.join(defaults)}." if defaults else "this config takes no arguments."
+      raise UserInputError(f"unknown config argument {key!r}; {known}")
     kind = type(defaults[key])
     try:
       if kind is bool:
@@ -222,7 +239,13 @@ def bigan_fields(config: ml_collections.ConfigDict, scale: str) -> ml_collection
       disc_cat_inputs=False,  # donahue D: real and fake pairs in one BN batch (his --cat_inputs)
       encoder_head="alexnet",  # alexnet (model.hidden FC layers) | linear (conv5 -> z, 2 sigmoid - 1)
       loss_scale=1.0,         # 0.5: each side's loss is the mean of its real and fake terms
-      decay_gains=True)       # False: no L2 decay on BatchNorm gains (his --no_decay_gain)
+      decay_gains=True,       # False: no L2 decay on BatchNorm gains (his --no_decay_gain)
+      # Donahue's linear E head reads 4x4x256 = 4096 conv5 features; N(0, 0.02) over the
+      # probed trunk's far fewer gives codes ~5x narrower than the prior (std 0.11 vs his
+      # ~0.4-0.5). >0: init std 0.02 * sqrt(this / fan_in), his initial code spread.
+      encoder_init_fan_in=0,
+      disc_input="imagenet",  # D's images: imagenet (E's normalisation) | unit ([-1, 1], his)
+      gen_z_every_layer=False)  # G: z as a per-channel bias before each hidden BN (his deconvnet)
   config.train.update(dict(
       batch_size=128,
       # cpu: RotNet's step count; a BiGAN step costs about a RotNet step

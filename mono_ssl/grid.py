@@ -35,7 +35,6 @@ into the repository's results/<grid name>/.
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import os
@@ -126,12 +125,7 @@ def selected_runs(grid) -> list[dict]:
   return [r for r in grid.runs if not only or r["name"] in only]
 
 
-def load_config_file(path: Path, arg: str | None):
-  """Imports a config file and calls its get_config(arg), as ml_collections' flag does."""
-  spec = importlib.util.spec_from_file_location(f"mono_ssl_grid_config_{path.stem}", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(arg)
+load_config_file = config_lib.load_config_file  # (path, arg): a config file's get_config(arg)
 
 
 def apply_overrides(config, overrides: dict, where: str) -> None:
@@ -368,11 +362,6 @@ def export_results(workdir: Path, dest: Path, out: dict, log: Callable[[str], No
   log(f"grid: small outputs copied to {dest}")
 
 
-def _hms(s: float) -> str:
-  s = int(round(s))
-  return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
-
-
 def _cell(row: dict, layer: str, metric: str) -> str:
   v = row["results"][layer][metric]
   return f"{v:.1f} ± {row['se'][layer][metric]:.1f}" if row.get("n_seeds", 1) > 1 else f"{v:.1f}"
@@ -426,8 +415,8 @@ def write_grid_results(workdir: Path, config, rows: list[dict], failed: list[dic
   for r in rows:
     for run in r.get("seeds", [r]):
       ips = f"{run['images_per_s']:.0f}" if run["images_per_s"] else "–"
-      md.append(f"| {r['label']} | {run['name']} | {run['steps']} | {_hms(run['wall_s'])} | {ips} |")
-  md.append(f"\nTotal wall time of the runs: {_hms(out['total_wall_s'])}.")
+      md.append(f"| {r['label']} | {run['name']} | {run['steps']} | {report.hms(run['wall_s'])} | {ips} |")
+  md.append(f"\nTotal wall time of the runs: {report.hms(out['total_wall_s'])}.")
   if failed:
     md.append("\nFailed (rerun the command to retry): "
               + "; ".join(f"{f['name']}: {f['error']}" for f in failed))

@@ -8,6 +8,12 @@ from pathlib import Path
 import numpy as np
 
 
+def hms(seconds: float) -> str:
+  """Seconds as H:MM:SS (rounded; negative counts as 0), for logs, ETAs and wall-time tables."""
+  s = int(round(max(seconds, 0)))
+  return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
+
+
 def read_jsonl(path: str | os.PathLike, key: str | None = None) -> list[dict]:
   """The records of a JSON-lines file ([] if there is none), optionally only those holding
   `key`; a torn last line (a run killed mid-write) is skipped."""

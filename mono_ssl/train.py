@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -26,19 +25,20 @@ from mono_ssl.checkpoint import Checkpointer, CheckpointMismatch
 from mono_ssl.data import pretrain_source
 from mono_ssl.errors import TrainingDiverged, UserInputError
 from mono_ssl.methods import bigan, deepcluster, rotnet, scatnet, supervised
+from mono_ssl.methods.protocol import hooks_of
 from mono_ssl.models.alexnet import LAYER_NAMES
 from mono_ssl.probe import ProbeConfig, run_linear_probes
 from mono_ssl.train_state import sgd_from_config
+from mono_ssl.workdir import (  # noqa: F401  (train.check_workdir etc. stay importable)
+  ADDED_FIELD_DEFAULTS,
+  PRETRAIN_INFO,
+  RESUMABLE_FIELDS,
+  archive_probes,
+  check_workdir,
+)
 
 METHODS = {"rotnet": rotnet, "deepcluster": deepcluster, "bigan": bigan,
            "supervised": supervised, "scatnet": scatnet}  # the last two: baselines
-
-# Config fields a resumed run may change without invalidating its checkpoints.
-PRETRAIN_INFO = "pretrain_info.json"  # the pretraining's steps, wall time and img/s, kept for re-probes
-# The learning curve's settings shape only the curve made while training (a finished run's
-# curve stays as it was made; a resumed one goes on with the new settings).
-RESUMABLE_FIELDS = ("train.log_every", "train.ckpt_every", "workdir", "train.sample_every",
-                    "distributed.", "probe.curve_", "probe.val_fraction")
 
 
 def method_module(config):
@@ -51,117 +51,6 @@ def method_module(config):
 def build_model(config):
   """The network config.method trains (for RotNet: AlexNet-BN with a 4-way head)."""
   return method_module(config).build_model(config)
-
-
-def _flat(d, prefix="") -> dict:
-  out = {}
-  for k, v in d.items():
-    name = f"{prefix}{k}"
-    if isinstance(v, dict):
-      out.update(_flat(v, name + "."))
-    else:
-      out[name] = v
-  return out
-
-
-# Config fields added after runs were made whose earlier behaviour is not 0/""/False.
-ADDED_FIELD_DEFAULTS = {"bigan.e_optimizer": "adam", "probe.layers": list(LAYER_NAMES),
-                        "probe.resize": 0, "bigan.disc_arch": "joint_mlp", "bigan.disc_bn": True,
-                        "bigan.disc_cat_inputs": False, "bigan.encoder_head": "alexnet",
-                        "bigan.loss_scale": 1.0, "bigan.decay_gains": True,
-                        # DeepCluster before the original's choices were options (the old
-                        # behaviour: a workdir made then resumes only under these values).
-                        "deepcluster.reassign": 1.0, "deepcluster.fresh_views": False,
-                        "deepcluster.feature_tap": "fc", "deepcluster.head_bn": True,
-                        "deepcluster.kmeans_init": "kmeans++", "deepcluster.top_momentum": 0.9,
-                        "deepcluster.sobel": False, "model.dtype": "float32"}
-
-
-def check_workdir(config, workdir: Path, log: Callable[[str], None] = print) -> None:
-  """Refuses a workdir that is unwritable, (nearly) full, or holds another experiment.
-
-  A finished run whose config differs only in `probe.*` fields is probed again
-  with the new protocol, its pretraining reused: the old probe results move to
-  `probes_before_<time>/` (nothing is deleted).
-  """
-  try:
-    workdir.mkdir(parents=True, exist_ok=True)
-    probe = workdir / ".write_test"
-    probe.write_text("ok")
-    probe.unlink()
-  except OSError as e:
-    raise UserInputError(f"workdir {workdir} is not writable ({e.strerror}); "
-                         "pass a --workdir you can write to.") from None
-  free = shutil.disk_usage(workdir).free
-  if free < 64 * 2**20:
-    raise UserInputError(f"only {free / 2**20:.0f} MiB free under {workdir}; "
-                         "free some disk space or pass another --workdir.")
-  saved = workdir / "config.json"
-  current = json.loads(config.to_json())
-  if saved.exists() and _holds_outputs(workdir):  # a refused run's config.json binds nothing
-    try:
-      old = json.loads(saved.read_text())
-    except json.JSONDecodeError:
-      raise UserInputError(f"{saved} is not valid JSON; fix or delete it, or use a new --workdir.") from None
-    a, b = _flat(old), _flat(current)
-    # A field added to the configs since the run, at its neutral value (0, "", False) or at
-    # the value that means what runs did before it existed, is no change.
-    differ = sorted(k for k in set(a) | set(b)
-                    if a.get(k) != b.get(k) and not k.startswith(RESUMABLE_FIELDS)
-                    and not (k not in a and (b.get(k) in (0, "", False)
-                                             or b.get(k) == ADDED_FIELD_DEFAULTS.get(k))))
-    if differ and all(k.startswith("probe.") for k in differ):
-      # The probe settings do not touch pretraining: a finished run is probed again, an
-      # unfinished one resumes and is probed with the new protocol.
-      shown = ", ".join(f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in differ[:6])
-      if any(workdir.glob("probe_*.json")):
-        archive = archive_probes(workdir)
-        log(f"workdir {workdir}: only the probe protocol changed ({shown}); its pretraining is "
-            f"reused and the trunks are probed again (old probe results in {archive.name}/)")
-      else:
-        log(f"workdir {workdir}: only the probe protocol changed ({shown}), before any probe ran")
-      differ = []
-    if differ:
-      shown = ", ".join(f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in differ[:6])
-      raise UserInputError(
-          f"workdir {workdir} holds another experiment (differs in {shown}"
-          f"{' ...' if len(differ) > 6 else ''}); use a new --workdir, or the config it was made with.")
-  if shd.is_chief():
-    report.write_json(saved, current)
-
-
-def archive_probes(workdir: Path) -> Path:
-  """Moves a run's probe outputs (and its grid timing) to probes_before_<time>/; returns it.
-
-  The pretraining's record is kept as pretrain_info.json, and its wall time
-  without the old probes, so that a re-probed run still reports both.
-  """
-  archive = workdir / time.strftime("probes_before_%Y%m%d-%H%M%S")
-  archive.mkdir()
-  old = workdir / "probe_results.json"
-  old_results = json.loads(old.read_text()) if old.exists() else {}
-  grid_run = workdir / "grid_run.json"
-  info_path = workdir / PRETRAIN_INFO
-  info = (json.loads(info_path.read_text()) if info_path.exists()
-          else dict(old_results.get("pretrain") or {}))
-  if info:
-    if grid_run.exists():  # the grid's wall time of the run, less its old probes
-      probes = sum(v for k, v in old_results.items() if k.endswith("_probe_wall_s"))
-      info["grid_wall_s_without_probes"] = float(json.loads(grid_run.read_text())["wall_s"]) - probes
-    info.pop("reused", None)
-    report.write_json(info_path, info)
-  shutil.copy2(workdir / "config.json", archive / "config.json")
-  for path in [*workdir.glob("probe_*.json"), *workdir.glob("probe_results.*"), grid_run]:
-    if path.exists():
-      shutil.move(str(path), str(archive / path.name))
-  return archive
-
-
-def _holds_outputs(workdir: Path) -> bool:
-  """Whether a run here got as far as checkpoints, metrics or probe results."""
-  ckpts = workdir / "checkpoints"
-  return ((ckpts.is_dir() and any(ckpts.iterdir())) or (workdir / "metrics.jsonl").exists()
-          or any(workdir.glob("probe_*.json")))
 
 
 class MetricsWriter:
@@ -182,9 +71,16 @@ class MetricsWriter:
       f.write(json.dumps(record) + "\n")
 
 
-def _fmt_time(s: float) -> str:
-  s = int(max(s, 0))
-  return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
+def throughput(done: int, total: int, start: int, batch: int, now: float, t_last: float,
+               n_last: int, t_first: float) -> tuple[float, float]:
+  """(images/s since the last log at step `n_last`, time `t_last`; seconds left).
+
+  `t_first` is when the run's first step (from `start`) finished: that step
+  compiles, so the ETA extrapolates the steps after it only.
+  """
+  ips = (done - n_last) * batch / max(now - t_last, 1e-9)
+  eta = (total - done) * (now - t_first) / max(done - start - 1, 1)
+  return ips, eta
 
 
 def _restore_init_from(config, state, log):
@@ -287,25 +183,25 @@ def pretrain(config, workdir: Path, mesh=None, log: Callable[[str], None] = prin
   # Optional method hooks: a sampler that reads the state (DeepCluster's
   # cluster-uniform sampler), a batch builder, and a host-side hook run
   # before each step (DeepCluster's per-epoch clustering).
-  make_sampler = getattr(method, "make_sampler", None)
-  sample = make_sampler(config) if make_sampler else getattr(method, "sample_indices", None)
+  hooks = hooks_of(method)
+  sample = hooks.make_sampler(config) if hooks.make_sampler else None
   if sample is None:
     def sample(st, key, batch):
       del st
       return jax.random.randint(key, (batch,), 0, jnp.iinfo(jnp.int32).max)
   indices_for = jax.jit(lambda st, t: sample(st, jax.random.fold_in(data_key, t), batch),
                         out_shardings=bsh)
-  make_batch = getattr(method, "make_batch", None)
-  before_step = getattr(method, "before_step", None)
+  make_batch, before_step = hooks.make_batch, hooks.before_step
   ctx = {"config": config, "log": log, "mesh": mesh, "generator": generator, "source": source,
          "metrics": metrics_file, "workdir": workdir}
   step_fn = jax.jit(method.make_train_step(config=config), donate_argnums=0,
                     in_shardings=(repl, bsh, repl), out_shardings=(repl, repl))
   key_for = jax.jit(lambda t: jax.random.fold_in(step_key, t))
-  on_log = getattr(method, "on_log", None)  # e.g. BiGAN's sample grids
+  on_log = hooks.on_log  # e.g. BiGAN's sample grids
 
   last_good = ckpt.latest_step()
   t0, t_last, n_last = time.time(), time.time(), start
+  t_first = t0  # set at the end of the first step
   pending = None  # the previous step's metrics, checked one step late to keep dispatch async
 
   def check(step: int, m) -> dict:
@@ -329,16 +225,20 @@ def pretrain(config, workdir: Path, mesh=None, log: Callable[[str], None] = prin
       check(*pending)
     pending = (t + 1, metrics)
     done = t + 1
+    if t == start:
+      # Rates and the ETA count from the end of the first step, which includes compiling it.
+      jax.block_until_ready(metrics)
+      t_first = t_last = time.time()
+      n_last = done
     if done % tc.log_every == 0 or done == total:
       m = check(*pending)
       now = time.time()
-      ips = (done - n_last) * batch / max(now - t_last, 1e-9)
-      eta = (total - done) * (now - t0) / max(done - start, 1)
+      ips, eta = throughput(done, total, start, batch, now, t_last, n_last, t_first)
       record = {"step": done, **m, "lr": float(schedule(done - 1)), "images_per_s": ips,
                 "elapsed_s": now - t0}
       metrics_file.write(record)
       log(f"step {done}/{total} " + " ".join(f"{k} {v:.4g}" for k, v in m.items())
-          + f" lr {record['lr']:.3g} {ips:.0f} img/s ETA {_fmt_time(eta)}")
+          + f" lr {record['lr']:.3g} {ips:.0f} img/s ETA {report.hms(eta)}")
       if on_log is not None and shd.is_chief():
         on_log(state, images, done, workdir, config)
       t_last, n_last = now, done

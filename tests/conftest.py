@@ -37,12 +37,8 @@ from mono_ssl import config_lib, paths  # noqa: E402
 
 
 def load_config_file(name: str, arg: str | None = None):
-  """Imports configs/<name>.py and calls get_config(arg), as ml_collections' flag does."""
-  import importlib.util
-  spec = importlib.util.spec_from_file_location(f"cfg_{name}", REPO / "configs" / f"{name}.py")
-  mod = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(mod)
-  return mod.get_config(arg)
+  """configs/<name>.py's get_config(arg) (`config_lib.load_config_file`)."""
+  return config_lib.load_config_file(REPO / "configs" / f"{name}.py", arg)
 
 
 def apply_overrides(c, overrides: dict):

@@ -21,7 +21,9 @@ from mono_ssl.methods import bigan
 from mono_ssl.models import bigan as nets
 
 DONAHUE = {"bigan.disc_arch": "donahue", "bigan.encoder_head": "linear", "bigan.loss_scale": 0.5,
-           "bigan.decay_gains": False, "bigan.standardise_codes": False}
+           "bigan.decay_gains": False, "bigan.standardise_codes": False,
+           "bigan.encoder_init_fan_in": 4096, "bigan.disc_input": "unit",
+           "bigan.gen_z_every_layer": True}
 
 
 def donahue_config(**overrides):
@@ -40,6 +42,7 @@ def test_recipe_sets_donahues_fields():
   assert (b.disc_arch, b.disc_bn, b.disc_cat_inputs, b.encoder_head) == ("donahue", True, False,
                                                                           "linear")
   assert (b.loss_scale, b.decay_gains, b.standardise_codes, b.e_start) == (0.5, False, False, 0.0)
+  assert (b.encoder_init_fan_in, b.disc_input, b.gen_z_every_layer) == (4096, "unit", True)
   assert load_config_file("bigan", "regime=single,scale=cpu").bigan.disc_arch == "joint_mlp"
   with pytest.raises(UserInputError, match="recipe='donahoe'"):
     load_config_file("bigan", "recipe=donahoe")
@@ -91,6 +94,27 @@ def test_d_is_five_by_five_stride_two_with_z_entering_from_conv2():
   assert float(jnp.abs(grad_silent).max()) == 0.0  # ... only through its per-layer projections
 
 
+@pytest.mark.parametrize("side,cin,cout", [(32, 3, 8), (8, 16, 12), (6, 4, 4)])
+def test_space_to_depth_conv_equals_the_5x5_stride_2_conv_and_its_gradients(side, cin, cout):
+  # D's convs run as a 3x3 conv of the space-to-depth map (XLA:CPU's strided-conv gradient
+  # is ~4x slower); the result and both gradients must be the plain conv's.
+  x = jax.random.normal(jax.random.key(0), (2, side, side, cin))
+  w = jax.random.normal(jax.random.key(1), (5, 5, cin, cout))
+  probe = jax.random.normal(jax.random.key(2), (2, side // 2, side // 2, cout))
+
+  def plain(x, w):
+    return jax.lax.conv_general_dilated(x, w, (2, 2), ((2, 2), (2, 2)),
+                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+  np.testing.assert_allclose(nets.space_to_depth_conv5(x, w), plain(x, w), atol=1e-4, rtol=1e-5)
+  grads = [jax.grad(lambda x, w, f=f: jnp.sum(f(x, w) * probe), argnums=(0, 1))(x, w)
+           for f in (nets.space_to_depth_conv5, plain)]
+  for a, b in zip(*grads):
+    np.testing.assert_allclose(a, b, atol=1e-3, rtol=1e-4)
+  with pytest.raises(ValueError, match="even sides"):
+    nets.space_to_depth_conv5(x[:, :-1], w)
+
+
 def test_d_nonlinearity_is_leaky_relu_0_2():
   # 8 px: one conv (no BN, no z) and the read-out, so D(x) = w . leaky_relu(conv(x)).
   d = nets.DonahueDiscriminator(width=4)
@@ -131,6 +155,73 @@ def test_encoder_head_is_one_bias_free_map_to_z_squashed_as_2_sigmoid_minus_1():
   a = jnp.linspace(-6, 6, 25)
   codes = nets.code_from_logits(bigan._code_logits(a, True), "uniform")
   np.testing.assert_allclose(np.asarray(codes), np.asarray(2 * jax.nn.sigmoid(a) - 1), atol=1e-6)
+
+
+def test_encoder_codes_start_with_donahues_spread_near_the_priors():
+  # His head: N(0, 0.02) over 4,096 conv5 features. Over the CPU trunk's 64 pool5 features
+  # the same init gives codes ~5x narrower than the uniform prior's (std 0.577), and D
+  # then tells real pairs by z alone (it won by step 50); the fan-in scaling restores it.
+  c = load_config_file("bigan", "regime=single,scale=cpu,recipe=donahue")
+  x = jnp.asarray(_real_patches(1, 128)[0])
+  stds = {}
+  for fan_in in (0, 4096):
+    c.bigan.encoder_init_fan_in = fan_in
+    enc = nets.encoder_from_config(c)
+    v = enc.init(jax.random.key(0), x, train=False)
+    k = v["params"]["classifier"]["kernel"]
+    want = 0.02 * (np.sqrt(fan_in / k.shape[0]) if fan_in else 1.0)
+    assert float(jnp.std(k)) == pytest.approx(want, rel=0.1)
+    (logits, _), _ = enc.apply(v, bigan.normalise(x), train=True, mutable=["batch_stats"])
+    stds[fan_in] = float(jnp.std(nets.code_from_logits(bigan._code_logits(logits, True),
+                                                       "uniform")))
+  assert stds[0] < 0.2 and 0.4 < stds[4096] < 0.75, stds
+
+
+def test_d_reads_images_in_minus_one_to_one_and_the_step_passes_them():
+  x = jnp.linspace(0.0, 1.0, 12).reshape(1, 2, 2, 3)
+  np.testing.assert_allclose(np.asarray(bigan.disc_view(x, "unit")), 2 * np.asarray(x) - 1)
+  np.testing.assert_allclose(np.asarray(bigan.disc_view(x, "imagenet")),
+                             np.asarray(bigan.normalise(x)))
+  # The step hands D that view: D's first update differs between the two scalings.
+  d_updates = {}
+  for view in ("unit", "imagenet"):
+    c = donahue_config(**{"bigan.disc_input": view})
+    mesh = shd.make_mesh(jax.devices()[:1])
+    state = bigan.create_state(c, 32, jax.random.key(0), mesh, 10)
+    new, m = jax.jit(bigan.make_train_step(c))(state, jnp.asarray(_real_patches(1, 16)[0]),
+                                          jax.random.key(1))
+    d_updates[view] = jax.tree.map(lambda a, b: a - b, new.params["discriminator"],
+                                   state.params["discriminator"])
+    assert 0.0 < float(m["e_code_std"]) < 1.0
+  diff = jax.tree.map(lambda a, b: float(jnp.abs(a - b).max()), d_updates["unit"],
+                      d_updates["imagenet"])
+  assert max(jax.tree.leaves(diff)) > 1e-6
+  with pytest.raises(UserInputError, match="bigan.disc_input='rgb'"):
+    bigan.create_state(donahue_config(**{"bigan.disc_input": "rgb"}), 32, jax.random.key(0),
+                       shd.make_mesh(), 1)
+
+
+def test_g_takes_z_at_every_hidden_layer_as_a_per_channel_bias():
+  c = donahue_config()
+  g = nets.generator_from_config(c)
+  z = jax.random.uniform(jax.random.key(0), (4, c.bigan.latent_dim), minval=-1, maxval=1)
+  v = g.init(jax.random.key(1), z)
+  n = nets.num_doublings(c.bigan.gen_size)
+  maps = {k: p["kernel"] for k, p in v["params"].items() if k.startswith("z_to_up")}
+  assert sorted(maps) == [f"z_to_up{i + 1}" for i in range(n - 1)]  # hidden layers, not the output
+  for i in range(n - 1):
+    assert maps[f"z_to_up{i + 1}"].shape == (c.bigan.latent_dim, c.bigan.gen_width * 2 ** (n - 2 - i))
+  # With G's input layer silenced z still shapes the image, through those maps only.
+  silent = {**v["params"], "fc": {"kernel": jnp.zeros_like(v["params"]["fc"]["kernel"])}}
+
+  def out(z, params):
+    return g.apply({**v, "params": params}, z, train=True, mutable=["batch_stats"])[0].sum()
+
+  assert float(jnp.abs(jax.grad(out)(z, silent)).max()) > 1e-4
+  none = {**silent, **{k: {"kernel": jnp.zeros_like(m)} for k, m in maps.items()}}
+  assert float(jnp.abs(jax.grad(out)(z, none)).max()) == 0.0
+  plain = nets.generator_from_config(donahue_config(**{"bigan.gen_z_every_layer": False}))
+  assert not any(k.startswith("z_to") for k in plain.init(jax.random.key(1), z)["params"])
 
 
 def test_gains_are_not_decayed_and_everything_else_is():

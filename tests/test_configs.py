@@ -54,6 +54,14 @@ def test_bad_config_arguments_fail_clearly(arg, match):
     load_config_file("rotnet", arg)
 
 
+@pytest.mark.parametrize("arg", ["steps=5", "steps"])
+def test_a_config_without_arguments_says_so(arg):
+  # The quickstart takes none: the message must not list an empty set of keys ("known: .").
+  with pytest.raises(UserInputError, match="takes no") as e:
+    load_config_file("quickstart", arg)
+  assert "known: ." not in str(e.value) and "keys: )" not in str(e.value)
+
+
 def _cli(*args):
   return subprocess.run([sys.executable, "-m", "mono_ssl.main", *args], cwd=REPO,
                         capture_output=True, text=True, timeout=120)

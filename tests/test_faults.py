@@ -13,6 +13,7 @@ import pytest
 from conftest import REPO, tiny_config
 
 from mono_ssl import train
+from mono_ssl import workdir as workdir_policy
 from mono_ssl.errors import UserInputError
 
 # Dropout on, so the per-step keys (fold_in(seed, step)) matter to the result.
@@ -25,6 +26,7 @@ jax.config.update("jax_num_cpu_devices", 4)
 sys.path.insert(0, {tests!r})
 from conftest import tiny_config
 from mono_ssl import train
+from mono_ssl import workdir as workdir_policy
 cfg = tiny_config(**{overrides!r})
 train.pretrain(cfg, __import__("pathlib").Path({workdir!r}), log=lambda s: print(s, flush=True))
 """
@@ -98,7 +100,7 @@ def test_unwritable_workdir_is_refused_before_training(tmp_path):
 
 def test_full_disk_is_refused_before_training(tmp_path, monkeypatch):
   usage = namedtuple("usage", "total used free")
-  monkeypatch.setattr(train.shutil, "disk_usage", lambda p: usage(10**9, 10**9 - 10**6, 10**6))
+  monkeypatch.setattr(workdir_policy.shutil, "disk_usage", lambda p: usage(10**9, 10**9 - 10**6, 10**6))
   with pytest.raises(UserInputError, match="only 1 MiB free"):
     train.train_and_evaluate(tiny_config(), tmp_path / "run", log=lambda s: None)
   assert not (tmp_path / "run" / "checkpoints").exists()

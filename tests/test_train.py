@@ -152,3 +152,18 @@ def test_a_new_probe_protocol_before_any_probe_ran_is_accepted(tmp_path):
   assert any("before any probe ran" in l for l in logs)
   assert not list(tmp_path.glob("probes_before_*"))  # nothing to archive
   assert set(results["trained"]) == {"conv1", "conv2", "conv3", "conv4", "conv5"}
+
+
+def test_eta_leaves_out_the_first_step_which_compiles():
+  from mono_ssl.report import hms
+  from mono_ssl.train import throughput
+  # Started at step 0 at t=0; step 1 (compile) finished at t=30; then 1 s a step.
+  # At step 11 (t=40), 89 steps left: 89 s, not 89 * 40/11 s.
+  ips, eta = throughput(done=11, total=100, start=0, batch=128, now=40.0, t_last=30.0,
+                        n_last=1, t_first=30.0)
+  assert eta == pytest.approx(89.0) and ips == pytest.approx(128.0)
+  # A resumed run: its first step (from `start`) compiles too.
+  _, eta = throughput(done=61, total=100, start=50, batch=128, now=40.0, t_last=30.0,
+                      n_last=51, t_first=30.0)
+  assert eta == pytest.approx(39.0)
+  assert hms(3725.4) == "1:02:05" and hms(-3) == "0:00:00"

@@ -28,6 +28,7 @@ import numpy as np
 import optax
 
 from mono_ssl.errors import UserInputError
+from mono_ssl.methods.protocol import Hooks
 from mono_ssl.models import bigan as nets
 from mono_ssl.train_state import create_sharded, normalise, sgd, sgd_schedule
 
@@ -121,6 +122,17 @@ def optimisers(config, total_steps: int) -> tuple[optax.GradientTransformation,
   return ge, adam(b.d_lr_mult)
 
 
+DISC_INPUTS = ("imagenet", "unit")
+
+
+def disc_view(images: jax.Array, disc_input: str) -> jax.Array:
+  """What D sees of images in [0, 1]: E's ImageNet normalisation ("imagenet") or Donahue's
+  [-1, 1] ("unit", train_gan.py lines 265-280). E always reads the probed trunk's input."""
+  if disc_input == "unit":
+    return 2.0 * images - 1.0
+  return normalise(images)
+
+
 def _check(config, image_size: int) -> None:
   b = config.bigan
   if b.prior not in nets.LATENT_PRIORS:
@@ -145,6 +157,12 @@ def _check(config, image_size: int) -> None:
                          "and fake terms; 0.5: their means, as Donahue's).")
   if b.latent_dim < 1:
     raise UserInputError(f"bigan.latent_dim={b.latent_dim} must be >= 1.")
+  if b.disc_input not in DISC_INPUTS:
+    raise UserInputError(f"bigan.disc_input={b.disc_input!r} is not one of "
+                         f"{', '.join(DISC_INPUTS)} (D's image scaling).")
+  if b.encoder_init_fan_in < 0:
+    raise UserInputError(f"bigan.encoder_init_fan_in={b.encoder_init_fan_in} must be >= 0 "
+                         "(0: E's head at N(0, 0.02); 4096: Donahue's initial code spread).")
   nets.num_doublings(b.gen_size)
   if b.gen_size > image_size:
     # D compares G's images with real ones resized to gen_size: upsampling the
@@ -227,6 +245,7 @@ def make_train_step(config=None, axis_name: Any = None) -> Callable:
   separate = b.disc_arch == "donahue" and bool(b.disc_bn) and not b.disc_cat_inputs
   loss_scale = float(b.loss_scale)
   half_logits = b.encoder_head == "linear"
+  for_disc = functools.partial(disc_view, disc_input=b.disc_input)
 
   def step(state: BiGANState, images: jax.Array, key: jax.Array):
     k_z, k_enc, k_disc = jax.random.split(key, 3)
@@ -241,7 +260,7 @@ def make_train_step(config=None, axis_name: Any = None) -> Callable:
       z = jax.lax.dynamic_slice_in_dim(z_all, index * n, n)
       k_enc, k_disc = (jax.random.fold_in(k, index) for k in (k_enc, k_disc))
     x = normalise(images)
-    x_small = _resize(x, gen_size)  # what D sees of a real image
+    x_small = _resize(for_disc(images), gen_size)  # what D sees of a real image
     bs = state.batch_stats
 
     def losses(d_params, ge_params):
@@ -253,7 +272,7 @@ def make_train_step(config=None, axis_name: Any = None) -> Callable:
           {"params": ge_params["generator"], "batch_stats": bs["generator"]}, z, train=True,
           mutable=["batch_stats"])
       d_real, d_fake = disc_scores(state.discriminator_apply, d_params, (x_small, ez),
-                                   (normalise(gx), z), separate, k_disc)
+                                   (for_disc(gx), z), separate, k_disc)
       # -log sigmoid(a) = softplus(-a): D wants real -> 1, fake -> 0 ...
       d_loss = loss_scale * (jnp.mean(jax.nn.softplus(-d_real)) + jnp.mean(jax.nn.softplus(d_fake)))
       # ... G and E want the opposite (non-saturating: swapped labels, not -d_loss).
@@ -281,19 +300,22 @@ def make_train_step(config=None, axis_name: Any = None) -> Callable:
         r1 = 0.5 * r1_gamma * (jnp.sum(jnp.square(gx)) + jnp.sum(jnp.square(gz))) / n
         d_loss = d_loss + r1
       new_bs = {"encoder": enc_upd["batch_stats"], "generator": gen_upd["batch_stats"]}
-      return (d_loss, ge_loss), (d_real, d_fake, new_bs, r1)
+      return (d_loss, ge_loss), (d_real, d_fake, new_bs, r1, jnp.std(ez))
 
     d_params = state.params["discriminator"]
     ge_params = {"encoder": state.params["encoder"], "generator": state.params["generator"]}
     # One forward pass, two backward passes: each loss is differentiated only
     # with respect to its own side's parameters (XLA drops the unused halves).
-    (d_loss, ge_loss), vjp_fn, (d_real, d_fake, batch_stats, r1) = jax.vjp(
+    (d_loss, ge_loss), vjp_fn, (d_real, d_fake, batch_stats, r1, code_std) = jax.vjp(
         losses, d_params, ge_params, has_aux=True)
     one, zero = jnp.ones((), d_loss.dtype), jnp.zeros((), d_loss.dtype)
     d_grads = vjp_fn((one, zero))[0]
     ge_grads = vjp_fn((zero, one))[1]
     metrics = {"loss": ge_loss, "d_loss": d_loss, "g_loss": ge_loss,
-               "d_acc_real": jnp.mean(d_real > 0), "d_acc_fake": jnp.mean(d_fake < 0)}
+               "d_acc_real": jnp.mean(d_real > 0), "d_acc_fake": jnp.mean(d_fake < 0),
+               # E's code spread against the prior's (uniform: 0.577): a narrow E(x) lets D
+               # tell real pairs by z alone.
+               "e_code_std": code_std}
     if r1_gamma:
       metrics["r1"] = r1
     if axis_name is not None:
@@ -423,3 +445,6 @@ def plot_gan_curves(path: Path, metrics_path: Path) -> None:
   ax2.legend(fontsize=8)
   fig.tight_layout()
   fig.savefig(path, dpi=90)
+
+
+HOOKS = Hooks(on_log=on_log)  # sample / reconstruction grids and gan_curves.png

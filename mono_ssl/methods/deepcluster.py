@@ -33,6 +33,7 @@ from mono_ssl import kmeans as km
 from mono_ssl import report
 from mono_ssl import sharding as shd
 from mono_ssl.errors import UserInputError
+from mono_ssl.methods.protocol import Hooks
 from mono_ssl.models.alexnet import alexnet_from_config
 from mono_ssl.train_state import (
   TrainState,
@@ -297,3 +298,6 @@ def before_step(state: DeepClusterState, t: int, ctx: dict) -> DeepClusterState:
                          "sizes": sizes, "epoch": np.int32(epoch)}, repl)
   state = _reinit_classifier(state.replace(**table), jax.random.fold_in(key, 1))
   return jax.device_put(state, repl)  # the new classifier: put it beside the rest
+
+
+HOOKS = Hooks(make_sampler=make_sampler, make_batch=make_batch, before_step=before_step)

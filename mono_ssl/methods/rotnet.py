@@ -6,6 +6,7 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 
+from mono_ssl.methods.protocol import Hooks
 from mono_ssl.models.alexnet import alexnet_from_config
 from mono_ssl.train_state import TrainState, classification_update, create_classifier_state, normalise
 
@@ -56,3 +57,6 @@ def make_train_step(config=None, axis_name: Any = None) -> Callable:
     return classification_update(state, x, labels, key, axis_name)
 
   return step
+
+
+HOOKS = Hooks()  # the loop's defaults: uniform indices, the images as the batch

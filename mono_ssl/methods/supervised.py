@@ -18,6 +18,7 @@ import numpy as np
 from mono_ssl import datasets
 from mono_ssl import sharding as shd
 from mono_ssl.errors import UserInputError
+from mono_ssl.methods.protocol import Hooks
 from mono_ssl.models.alexnet import alexnet_from_config
 from mono_ssl.train_state import TrainState, classification_update, create_classifier_state, normalise
 
@@ -90,3 +91,6 @@ def make_train_step(config=None, axis_name: Any = None) -> Callable:
     return classification_update(state, normalise(batch["images"]), labels, key, axis_name)
 
   return step
+
+
+HOOKS = Hooks(make_batch=make_batch)  # labels ride with the images

@@ -10,6 +10,7 @@ Three scales share one definition (`ConvSpec` lists, `INPUT_SIDE`):
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, Sequence
 
 import flax.linen as nn
@@ -104,6 +105,9 @@ class AlexNet(nn.Module):
   dtype: Any = jnp.float32  # compute dtype (parameters stay float32: see `compute_dtype`)
   classifier_bias: bool = True       # BiGAN's Donahue head: a bias-free map to z
   classifier_init_std: float = 0.01
+  # >0: the output layer's init std is classifier_init_std * sqrt(this / its fan-in) (the
+  # spread of a head over that many features; BiGAN's Donahue head, see config_lib).
+  classifier_init_fan_in: int = 0
   # DeepCluster's original head (facebookresearch/deepcluster models/alexnet.py, lines 18-23):
   # Dropout -> Linear (with bias) -> ReLU per FC layer, no BatchNorm; each FC layer's
   # pre-ReLU output is also returned, as `fc<k>_pre` (what the original clusters).
@@ -155,8 +159,11 @@ class AlexNet(nn.Module):
       feats[f"fc{i + 6}"] = x  # DeepCluster clusters the last of these
       if self.dropout:
         x = nn.Dropout(self.dropout, deterministic=not train)(x)
+    std = self.classifier_init_std
+    if self.classifier_init_fan_in:
+      std *= math.sqrt(self.classifier_init_fan_in / x.shape[-1])
     logits = nn.Dense(self.num_classes, use_bias=self.classifier_bias,
-                      kernel_init=nn.initializers.normal(self.classifier_init_std),
+                      kernel_init=nn.initializers.normal(std),
                       dtype=self.dtype, name="classifier")(x)
     return logits.astype(jnp.float32), feats
 
