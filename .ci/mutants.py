@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Mutation evidence for issue 6: every robustness test can fail.
 
-For each mutation below: copy the repository (mono_ssl/, tests/, configs/,
+For each mutation below: copy the repository (mono_ssl/, tests/, configs/, notebooks/,
 pyproject.toml) into a temporary folder, apply ONE exact textual replacement
 `old -> new` in one file, run the pytest node ids that should catch it
 (`-x -q`, with a timeout) and record
@@ -39,7 +39,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-COPIED = ("mono_ssl", "tests", "configs", "pyproject.toml")
+COPIED = ("mono_ssl", "tests", "configs", "notebooks", "pyproject.toml")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -255,7 +255,7 @@ MUTATIONS: list[Mutation] = [
       DON + "test_encoder_head_is_one_bias_free_map_to_z_squashed_as_2_sigmoid_minus_1",
       "E's linear head is squashed by tanh(a), not 2 sigmoid(a) - 1"),
     M("donahue-losses-summed", "mono_ssl/methods/bigan.py",
-      "  loss_scale = float(b.loss_scale)",
+      "  loss_scale = float(options.loss_scale)",
       "  loss_scale = 1.0",
       DON + "test_first_step_losses_are_log_2_as_donahues_logged_0_6932",
       "each side's loss is the sum, not the mean, of its real and fake terms"),
@@ -325,6 +325,56 @@ MUTATIONS: list[Mutation] = [
       "  if free < 64 * 2**10:",
       FAULTS + "test_full_disk_is_refused_before_training",
       "free-space threshold 64 KiB instead of 64 MiB: a full disk is not refused"),
+    M("workdir-extends-across-lr-boundaries", "mono_ssl/workdir.py",
+      '  if old.get("train.lr_boundaries"):',
+      '  if False and old.get("train.lr_boundaries"):',
+      "tests/test_train.py::test_a_run_whose_schedule_scales_with_its_length_is_not_extended",
+      "a step schedule (boundaries: fractions of the run) is extended to another schedule"),
+    M("workdir-extension-shortens", "mono_ssl/workdir.py",
+      "isinstance(steps_new, int) and steps_new > steps_old):",
+      "isinstance(steps_new, int) and steps_new != steps_old):",
+      "tests/test_train.py::test_a_run_whose_schedule_scales_with_its_length_is_not_extended",
+      "a shorter train.num_steps is taken as an extension"),
+    M("workdir-extension-keeps-old-probes", "mono_ssl/workdir.py",
+      '        if not differ and any(workdir.glob("probe_*.json")):',
+      '        if False:',
+      "tests/test_train.py::test_a_longer_run_of_a_length_free_schedule_extends_a_finished_one",
+      "an extended run keeps the shorter run's probe_results.json: the grid reads it as finished"),
+    M("workdir-extends-across-e-start", "mono_ssl/workdir.py",
+      '  if old.get("method") == "bigan" and old.get("bigan.e_start"):',
+      '  if False:',
+      "tests/test_bigan.py::test_a_run_whose_e_start_is_a_fraction_of_its_length_is_not_extended",
+      "a BiGAN whose E starts at a fraction of the run is extended (E would start later)"),
+    M("export-latest-recon-by-name", "mono_ssl/grid.py",
+      '  files += sorted(run_dir.glob("recon_*.png"), key=step)[-1:]',
+      '  files += sorted(run_dir.glob("recon_*.png"))[-1:]',
+      "tests/test_grid.py::test_export_keeps_bigans_sample_grids_its_last_reconstruction_and_no_checkpoints",
+      "the 'latest' reconstruction grid is the last by name (recon_5000 after recon_20000)"),
+    M("export-drops-gan-curves", "mono_ssl/grid.py",
+      '               "gan_curves.png")  # BiGAN',
+      '               )  # BiGAN',
+      "tests/test_grid.py::test_export_keeps_bigans_sample_grids_its_last_reconstruction_and_no_checkpoints",
+      "BiGAN's gan_curves.png is not kept with the results"),
+    M("api-bigan-options-ignore-disc-input", "mono_ssl/methods/bigan.py",
+      "               disc_input=b.disc_input,\n",
+      '               disc_input="imagenet",\n',
+      "tests/test_api.py::test_bigan_from_plain_arguments_is_the_config_paths_bigan",
+      "the config layer's BiGAN step drops bigan.disc_input: the two paths part"),
+    M("api-install-clustering-keeps-old-table", "mono_ssl/methods/deepcluster.py",
+      "  state = _reinit_classifier(state.replace(**table), key)",
+      "  state = _reinit_classifier(state, key)",
+      "tests/test_api.py::test_deepcluster_from_plain_arguments_installs_a_clustering_and_trains_on_it",
+      "install_clustering resets the top layer but keeps the old pseudo-labels"),
+    M("api-install-clustering-any-size", "mono_ssl/methods/deepcluster.py",
+      "  if clustering.assignments.shape != (n,) or",
+      "  if False and clustering.assignments.shape != (n,) or",
+      "tests/test_api.py::test_deepcluster_from_plain_arguments_installs_a_clustering_and_trains_on_it",
+      "a clustering of another size is installed (a deep JAX error later, or silent garbage)"),
+    M("notebook-setup-drift-unseen", "notebooks/sync_setup.py",
+      "  return [p for p in sorted(folder.glob(\"*.ipynb\")) if _first_code_cell(p)[1] != want]",
+      "  return []",
+      "tests/test_notebooks.py::test_setup_cell_of_every_notebook_is_notebooks_setup_cell_py",
+      "a notebook whose setup cell drifted from notebooks/setup_cell.py is not found"),
     M("workdir-model-fields-resumable", "mono_ssl/workdir.py",
       '                    "distributed.", "probe.curve_", "probe.val_fraction")',
       '                    "distributed.", "probe.curve_", "probe.val_fraction", "model.")',

@@ -3,8 +3,12 @@
     from mono_ssl import api
 
 Everything here takes arrays, flax modules and optax optimisers, never an ml_collections
-config; the configs of `configs/` are one layer above (each method's `create_state(config,
-...)` calls `classifier_state` with the config's SGD). The README's snippet uses it and a
+config; the configs of `configs/` are one layer above: each method's `create_state(config,
+...)` builds the config's networks and optimisers and calls the constructor here
+(`classifier_state`, `deepcluster_state`'s fields, `bigan.init_state`), and its
+`make_train_step(config)` is the step here with the config's settings
+(`BiGANStepOptions.from_config`). `tests/test_api.py` checks that both paths give the same
+state and the same first step. The README's snippet uses it and a
 test runs that snippet. Nothing here changes a process-wide setting; `apply_xla_cpu_flag()`
 (call it first, before JAX starts) picks XLA's faster CPU convolutions, as the entry points do.
 
@@ -37,15 +41,20 @@ from mono_ssl.augment import (
 )
 from mono_ssl.errors import UserInputError
 from mono_ssl.kmeans import KMeansResult, kmeans, nmi, pca_whiten
-from mono_ssl.methods import rotnet
-from mono_ssl.methods.deepcluster import Clustering, recluster
+from mono_ssl.methods import bigan, deepcluster, rotnet
+from mono_ssl.methods.bigan import BiGANState
+from mono_ssl.methods.bigan import StepOptions as BiGANStepOptions
+from mono_ssl.methods.deepcluster import Clustering, install_clustering, recluster
 from mono_ssl.models.alexnet import LAYER_NAMES, AlexNet, conv_specs, receptive_fields
+from mono_ssl.models.bigan import DonahueDiscriminator, Generator, JointDiscriminator
 from mono_ssl.probe import LinearProbe, ProbeConfig, ProbeParts, probe_parts, run_linear_probes
 from mono_ssl.train_state import TrainState, classifier_state, normalise, sgd, sgd_schedule
 from mono_ssl.xla_cpu import apply as apply_xla_cpu_flag
 
 __all__ = [
-    "AlexNet", "AugmentConfig", "Clustering", "ImageBank", "KMeansResult", "LAYER_NAMES", "LinearProbe",
+    "AlexNet", "AugmentConfig", "BiGANState", "BiGANStepOptions", "Clustering",
+    "DonahueDiscriminator", "Generator", "JointDiscriminator", "bigan_encoder", "bigan_state",
+    "bigan_step", "deepcluster_state", "deepcluster_step", "install_clustering", "ImageBank", "KMeansResult", "LAYER_NAMES", "LinearProbe",
     "PatchGenerator", "ProbeConfig", "ProbeParts", "TrainState", "alexnet", "apply_xla_cpu_flag",
     "classifier_state", "conv_specs", "default_image", "jitter_patches", "kmeans", "make_patches",
     "nmi", "normalise", "patch_generator", "pca_whiten", "probe_parts", "receptive_fields", "recluster",
@@ -93,3 +102,47 @@ def rotnet_step(axis_name: Any = None) -> Callable:
   `jax.pmap` axis (build the model with bn_axis_name=axis_name); else jit it with the batch
   sharded over a mesh."""
   return rotnet.make_train_step(None, axis_name)
+
+
+def deepcluster_state(model: AlexNet, tx, key: jax.Array, image_size: int, data_size: int,
+                      num_clusters: int, mesh=None) -> deepcluster.DeepClusterState:
+  """A fresh DeepCluster state (`methods.deepcluster.init_state`): `classifier_state` of a
+  `num_clusters`-class model plus the pseudo-labels of the N = `data_size` patches and the
+  cluster sampler's table (empty until the first `install_clustering`). tx: any optax
+  optimiser (the configs use SGD on the trunk and a momentum-free SGD, reset at every
+  clustering, on the top layer)."""
+  return deepcluster.init_state(model, tx, key, image_size, data_size, num_clusters, mesh)
+
+
+def deepcluster_step(axis_name: Any = None) -> Callable:
+  """DeepCluster's pure step `(state, {"images", "indices"}, key) -> (state, metrics)`:
+  cross-entropy of each patch against its pseudo-label, `state.assignments[index]`. Between
+  steps, `recluster` the features and install its result (`deepcluster.install_clustering`)."""
+  return deepcluster.make_train_step(None, axis_name)
+
+
+def bigan_encoder(scale: str = "cpu", latent_dim: int = 200, *, width_mult: float = 1.0,
+                  **kwargs) -> AlexNet:
+  """BiGAN's E as Donahue's: the scale's AlexNet-BN trunk, then one bias-free linear map of
+  pool5 to `latent_dim` code logits (no fc6/fc7), N(0, 0.02 * sqrt(4096 / fan_in)) at init,
+  so its codes start as spread as his over 4,096 conv5 features."""
+  return alexnet(scale, latent_dim, width_mult=width_mult, hidden=(), classifier_bias=False,
+                 classifier_init_std=0.02, classifier_init_fan_in=4096, **kwargs)
+
+
+def bigan_state(encoder: AlexNet, generator, discriminator, ge_tx, d_tx, key: jax.Array,
+                image_size: int, *, latent_dim: int, gen_size: int, mesh=None,
+                disc_group: int = 1) -> BiGANState:
+  """A fresh BiGAN state from flax modules and optax optimisers (`methods.bigan.init_state`):
+  ge_tx updates {"encoder", "generator"} together, d_tx the discriminator."""
+  return bigan.init_state(encoder, generator, discriminator, ge_tx, d_tx, key, image_size,
+                          latent_dim=latent_dim, gen_size=gen_size, mesh=mesh,
+                          disc_group=disc_group)
+
+
+def bigan_step(options: BiGANStepOptions | None = None, axis_name: Any = None) -> Callable:
+  """BiGAN's pure step `(state, images, key) -> (state, metrics)` (`methods.bigan.make_step`):
+  D's cross-entropy on real (x, E(x)) and fake (G(z), z) pairs, E and G's non-saturating
+  loss, one forward pass and two backward passes. Metrics: losses, D's accuracy per half and
+  E's code spread (`e_code_std`). options: default `BiGANStepOptions()`, Donahue's recipe."""
+  return bigan.make_step(options or BiGANStepOptions(), axis_name)

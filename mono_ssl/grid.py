@@ -340,9 +340,23 @@ def supervision_fractions(rows: list[dict], supervised: str, random: str) -> dic
 # A run's small outputs kept with the grid's results (never checkpoints).
 RUN_OUTPUTS = ("probe_results.json", "probe_results.md", curves.CURVE_FILE, curves.CURVE_PLOT,
                "metrics.jsonl", "config.json", "conv1_filters.npy", "grid_run.json",
-               "clusters.png")  # DeepCluster's NMI and cluster sizes
+               "clusters.png",  # DeepCluster's NMI and cluster sizes
+               "gan_curves.png")  # BiGAN's D accuracy and losses
 GRID_OUTPUTS = ("grid_results.json", "grid_results.md", "grid_layers.png", "conv1_filters.png",
                 "grid_fraction.png", "grid_curves.png")
+
+
+def run_output_files(run_dir: Path) -> list[Path]:
+  """The small files of one run kept in results/: RUN_OUTPUTS, BiGAN's sample grids at every
+  sample step (when G starts making patch-like images) and its latest reconstruction grid."""
+  files = [run_dir / name for name in RUN_OUTPUTS if (run_dir / name).exists()]
+
+  def step(path: Path) -> int:
+    tail = path.stem.rsplit("_", 1)[-1]
+    return int(tail) if tail.isdigit() else -1
+  files += sorted(run_dir.glob("samples_*.png"), key=step)
+  files += sorted(run_dir.glob("recon_*.png"), key=step)[-1:]
+  return files
 
 
 def export_results(workdir: Path, dest: Path, out: dict, log: Callable[[str], None] = print) -> None:
@@ -356,9 +370,8 @@ def export_results(workdir: Path, dest: Path, out: dict, log: Callable[[str], No
     for run in row["seeds"]:
       sub, target = Path(run["workdir"]), dest / run["name"]
       target.mkdir(exist_ok=True)
-      for name in RUN_OUTPUTS:
-        if (sub / name).exists():
-          shutil.copy2(sub / name, target / name)
+      for path in run_output_files(sub):
+        shutil.copy2(path, target / path.name)
   log(f"grid: small outputs copied to {dest}")
 
 

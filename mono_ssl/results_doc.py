@@ -9,7 +9,8 @@ A README block
 holds the tables its JSON renders to: a grid_results.json's top-1 mean +-
 standard error per layer, the fraction of supervision's gain and each layer's
 probe size (`render`); a probe recipe study's recipe.json and curve_spread.json
-(mono_ssl.probe_recipe); a single run's probe_results.json.
+(mono_ssl.probe_recipe); a single run's probe_results.json; `curve_points:DIR[,DIR]`,
+`curve_flatness:...` and `curve_cost:...`: the learning curves of the runs under DIR.
 `python -m mono_ssl.results_doc README.md` rewrites every block from its
 JSON; `stale_blocks(README.md)` lists the blocks that differ from their JSON
 (tests/test_results_doc.py runs it on the README and docs/*.md).
@@ -124,6 +125,26 @@ def render_curve_flatness(dirs: list[Path], limit: float = 0.5) -> str:
   return "\n".join(lines) + "\n"
 
 
+def render_curve_points(dirs: list[Path]) -> str:
+  """Each run's learning curve as a table (step x layer top-1, step 0 its random init), from
+  the probe_curve.jsonl of every run under `dirs` that trained (two points or more)."""
+  from mono_ssl.curves import read_curve
+  out = []
+  for run in _run_dirs(dirs, "probe_curve.jsonl"):
+    points = read_curve(run / "probe_curve.jsonl")
+    if len(points) < 2:
+      continue
+    layers = [l for l in LAYER_NAMES if any(l in p for p in points)]
+    lines = [f"{run.name}, curve-probe top-1 (%):\n", "| step | " + " | ".join(layers) + " |",
+             "|---:|" + "---:|" * len(layers)]
+    for p in points:
+      step = f"{p['step']:,}" + (" (init)" if p["step"] == 0 else "")
+      lines.append(f"| {step} | " + " | ".join(f"{p[l]['top1']:.1f}" if l in p else "–"
+                                                for l in layers) + " |")
+    out.append("\n".join(lines) + "\n")
+  return "\n".join(out)
+
+
 RF_CASES = (("paper", 224), ("mini", 48), ("cpu", 32), ("cpu", 64), ("cpu", 96))
 
 
@@ -146,6 +167,8 @@ def _rendered(root: Path, rel: str) -> str:
     return render_receptive_fields()
   if rel.startswith("curve_flatness:"):  # curve_flatness:DIR[,DIR...]
     return render_curve_flatness([root / d for d in rel.split(":", 1)[1].split(",")])
+  if rel.startswith("curve_points:"):  # curve_points:DIR[,DIR...]
+    return render_curve_points([root / d for d in rel.split(":", 1)[1].split(",")])
   if rel.startswith("curve_cost:"):  # curve_cost:DIR[,DIR...]
     return render_curve_cost([root / d for d in rel.split(":", 1)[1].split(",")])
   obj = json.loads((root / rel).read_text())

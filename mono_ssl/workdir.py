@@ -4,7 +4,9 @@
 config (or one that differs only in fields that do not touch the checkpoints, or
 in fields added since at their earlier behaviour) resumes; a change of probe
 settings only re-probes the trained trunk (`archive_probes` keeps the old
-results); anything else is refused with one line, and nothing there is touched.
+results); a longer train.num_steps extends a run whose schedule does not depend on
+its length (it goes on from its last checkpoint); anything else is refused with
+one line, and nothing there is touched.
 """
 from __future__ import annotations
 
@@ -85,6 +87,20 @@ def check_workdir(config, workdir: Path, log: Callable[[str], None] = print) -> 
                     if a.get(k) != b.get(k) and not k.startswith(RESUMABLE_FIELDS)
                     and not (k not in a and (b.get(k) in (0, "", False)
                                              or b.get(k) == ADDED_FIELD_DEFAULTS.get(k))))
+    if "train.num_steps" in differ:
+      why_not = _cannot_extend(a, b)
+      if why_not is None:  # a longer run of the same schedule: it goes on from its last checkpoint
+        differ.remove("train.num_steps")
+        if not differ and any(workdir.glob("probe_*.json")):
+          archive = archive_probes(workdir)
+          log(f"workdir {workdir}: extends the run from {a['train.num_steps']} to "
+              f"{b['train.num_steps']} steps (its schedule does not depend on the run's length, "
+              f"so this is the run a fresh {b['train.num_steps']}-step one makes); old probe "
+              f"results in {archive.name}/")
+      elif len(differ) == 1:
+        raise UserInputError(
+            f"workdir {workdir}: train.num_steps {a.get('train.num_steps')!r} -> "
+            f"{b.get('train.num_steps')!r} cannot extend this run ({why_not}); use a new --workdir.")
     if differ and all(k.startswith("probe.") for k in differ):
       # The probe settings do not touch pretraining: a finished run is probed again, an
       # unfinished one resumes and is probed with the new protocol.
@@ -103,6 +119,22 @@ def check_workdir(config, workdir: Path, log: Callable[[str], None] = print) -> 
           f"{' ...' if len(differ) > 6 else ''}); use a new --workdir, or the config it was made with.")
   if shd.is_chief():
     report.write_json(saved, current)
+
+
+def _cannot_extend(old: dict, new: dict) -> str | None:
+  """Why a run saved with `old` (flat config) cannot go on to `new`'s longer train.num_steps;
+  None when it can: more steps, and nothing in the run scaled by its length (a step
+  schedule's boundaries, BiGAN's `e_start`, both fractions of train.num_steps), so the
+  steps already taken are those a fresh run of the new length takes."""
+  steps_old, steps_new = old.get("train.num_steps"), new.get("train.num_steps")
+  if not (isinstance(steps_old, int) and isinstance(steps_new, int) and steps_new > steps_old):
+    return "a run is only extended, never shortened"
+  if old.get("train.lr_boundaries"):
+    return (f"its lr schedule's boundaries {old['train.lr_boundaries']} are fractions of the "
+            "run's length")
+  if old.get("method") == "bigan" and old.get("bigan.e_start"):
+    return f"bigan.e_start={old['bigan.e_start']} is a fraction of the run's length"
+  return None
 
 
 def archive_probes(workdir: Path) -> Path:

@@ -6,6 +6,7 @@ import sys
 
 import jax
 import numpy as np
+import pytest
 from conftest import REPO
 
 from mono_ssl import api
@@ -58,3 +59,58 @@ def test_plain_pieces_are_what_the_config_path_builds():
   assert c.sizes.tolist() == np.bincount(c.assignments, minlength=3).tolist()
   np.testing.assert_array_equal(c.assignments[c.order], np.sort(c.assignments))
   assert c.starts.tolist() == [0, int(c.sizes[0]), int(c.sizes[0] + c.sizes[1])]
+
+
+def test_bigan_from_plain_arguments_is_the_config_paths_bigan():
+  """Donahue's BiGAN built from flax modules, optax optimisers and BiGANStepOptions'
+  defaults: the same initial arrays and the same first step as the config path."""
+  from test_bigan_donahue import donahue_config
+
+  from mono_ssl import sharding
+  from mono_ssl.methods import bigan
+  config = donahue_config(**{"model.hidden": ()})
+  mesh, key = sharding.make_mesh(), jax.random.key(2)
+  via_config = bigan.create_state(config, 32, key, mesh, 10)
+  ge_tx, d_tx = bigan.optimisers(config, 10)
+  plain = api.bigan_state(api.bigan_encoder("cpu", 16, width_mult=0.25),
+                          api.Generator(out_size=32, width=8, z_every_layer=True),
+                          api.DonahueDiscriminator(width=8), ge_tx, d_tx, key, 32,
+                          latent_dim=16, gen_size=32, mesh=mesh)
+  jax.tree.map(np.testing.assert_array_equal, via_config.params, plain.params)
+  imgs = jax.random.uniform(jax.random.key(0), (8, 32, 32, 3))
+  a, ma = jax.jit(bigan.make_train_step(config))(via_config, imgs, jax.random.key(1))
+  b, mb = jax.jit(api.bigan_step(api.BiGANStepOptions(latent_dim=16)))(plain, imgs,
+                                                                       jax.random.key(1))
+  for name in ("d_loss", "g_loss", "e_code_std", "d_acc_real", "d_acc_fake"):
+    np.testing.assert_allclose(float(ma[name]), float(mb[name]), rtol=1e-6, err_msg=name)
+  jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-7),
+               a.params, b.params)
+
+
+def test_deepcluster_from_plain_arguments_installs_a_clustering_and_trains_on_it():
+  import optax
+
+  from mono_ssl.errors import UserInputError
+  model = api.alexnet("cpu", num_classes=4, width_mult=0.25, hidden=(32, 32))
+  state = api.deepcluster_state(model, optax.sgd(0.05, momentum=0.9), jax.random.key(0),
+                                image_size=32, data_size=64, num_clusters=4)
+  patches = api.patch_generator([api.default_image(512)], seed=0)(jax.numpy.arange(64))
+  trunk = {"params": state.params, "batch_stats": state.batch_stats}
+  _, feats = model.apply(trunk, api.normalise(patches), head=False)
+  clusters = api.recluster(feats["conv5"].reshape(64, -1), 4, jax.random.key(1), pca_dim=8)
+  state = api.install_clustering(state, clusters, jax.random.key(2), epoch=0)
+  np.testing.assert_array_equal(np.asarray(state.assignments), clusters.assignments)
+  assert int(state.epoch) == 0 and np.asarray(state.sizes).sum() == 64
+  idx = jax.numpy.arange(8)
+  new, metrics = jax.jit(api.deepcluster_step())(state, {"images": patches[:8], "indices": idx},
+                                                 jax.random.key(3))
+  assert np.isfinite(float(metrics["loss"])) and int(new.step) == 1
+  # The step's labels are the installed pseudo-labels: a wrong table changes the loss.
+  relabelled = new.replace(assignments=(state.assignments + 1) % 4)
+  _, other = jax.jit(api.deepcluster_step())(state.replace(assignments=relabelled.assignments),
+                                             {"images": patches[:8], "indices": idx},
+                                             jax.random.key(3))
+  assert float(other["loss"]) != float(metrics["loss"])
+  with pytest.raises(UserInputError, match="does not fit this state's 64 patches"):
+    api.install_clustering(state, api.recluster(feats["conv5"][:32].reshape(32, -1), 4,
+                                                jax.random.key(1), pca_dim=8), jax.random.key(2))

@@ -349,6 +349,17 @@ def test_workdir_of_a_run_made_before_the_new_options_is_still_accepted(tmp_path
                         log=lambda s: None)
 
 
+
+def test_a_run_whose_e_start_is_a_fraction_of_its_length_is_not_extended(tmp_path):
+  # E's start step is e_start x train.num_steps: a longer run would have moved E later.
+  (tmp_path / "config.json").write_text(tiny_bigan_config(**{"bigan.e_start": 0.5}).to_json())
+  (tmp_path / "metrics.jsonl").write_text("{}\n")
+  longer = tiny_bigan_config(**{"bigan.e_start": 0.5, "train.num_steps": 40})
+  with pytest.raises(UserInputError, match=r"cannot extend this run \(bigan.e_start=0.5"):
+    train.check_workdir(longer, tmp_path, log=lambda s: None)
+  (tmp_path / "config.json").write_text(tiny_bigan_config().to_json())  # E moves at once
+  train.check_workdir(tiny_bigan_config(**{"train.num_steps": 40}), tmp_path, log=lambda s: None)
+
 def test_minibatch_std_sees_each_group_alone_and_flags_a_collapsed_one():
   h = jax.random.normal(jax.random.key(0), (8, 4, 4, 5))
   collapsed = h.at[4:].set(h[4])  # the second group of 4: one image repeated

@@ -388,3 +388,17 @@ def test_grid_layers_figure_has_one_panel_per_method_and_every_baseline_in_each(
     per_panel.append(styles)
   assert per_panel[0] == per_panel[1] == per_panel[2]  # a regime is one colour in every panel
   assert fig.legends and not any(ax.get_legend() for ax in axes)  # one legend, outside the panels
+
+
+def test_export_keeps_bigans_sample_grids_its_last_reconstruction_and_no_checkpoints(tmp_path):
+  run, dest = tmp_path / "work" / "bigan_single", tmp_path / "results"
+  (run / "checkpoints" / "20").mkdir(parents=True)
+  for name in ("probe_results.json", "gan_curves.png", "samples_2500.png", "samples_20000.png",
+               "recon_2500.png", "recon_5000.png", "recon_20000.png"):
+    (run / name).write_text(name)
+  grid.export_results(tmp_path / "work", dest,
+                      {"runs": [{"seeds": [{"workdir": str(run), "name": "bigan_single"}]}]},
+                      log=lambda s: None)
+  kept = sorted(p.name for p in (dest / "bigan_single").iterdir())
+  assert kept == ["gan_curves.png", "probe_results.json", "recon_20000.png", "samples_20000.png",
+                  "samples_2500.png"]  # the latest reconstruction by step, not by name

@@ -2,6 +2,7 @@
 import importlib.util
 import json
 import re
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -89,11 +90,31 @@ def _setup_source(path: Path) -> str:
   return "".join(next(c for c in _cells(path) if c["cell_type"] == "code")["source"])
 
 
-def test_setup_cell_is_the_same_in_every_notebook():
-  sources = {p.name: _setup_source(p) for p in NOTEBOOKS}
-  assert len(set(sources.values())) == 1, sorted(sources)
-  src = next(iter(sources.values()))
+def _sync_setup():
+  spec = importlib.util.spec_from_file_location("sync_setup", REPO / "notebooks" / "sync_setup.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def test_setup_cell_of_every_notebook_is_notebooks_setup_cell_py(tmp_path):
+  """One source (notebooks/setup_cell.py); each notebook carries it, as Colab needs."""
+  sync = _sync_setup()
+  src = sync.setup_source()
   assert "REPO_URL = " in src and "jax.devices()[0].platform" in src
+  assert {p.name: _setup_source(p) == src for p in NOTEBOOKS} == {p.name: True for p in NOTEBOOKS}
+  assert sync.stale_notebooks() == [] and sync.main(["--check"]) == 0
+  # A notebook whose cell drifted is found, and rewritten to the file's text, nothing else.
+  for p in NOTEBOOKS:
+    shutil.copy2(p, tmp_path / p.name)
+  drifted = tmp_path / NOTEBOOKS[0].name
+  nb = json.loads(drifted.read_text())
+  cell = next(c for c in nb["cells"] if c["cell_type"] == "code")
+  cell["source"] = ["print('an old setup')\n"]
+  drifted.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+  assert sync.stale_notebooks(tmp_path) == [drifted]
+  assert sync.sync(tmp_path) == [drifted] and sync.stale_notebooks(tmp_path) == []
+  assert drifted.read_text() == NOTEBOOKS[0].read_text()  # byte for byte the committed notebook
 
 
 def _runtime_accelerator():

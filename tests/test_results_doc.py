@@ -73,3 +73,18 @@ def test_curve_flatness_measures_the_last_quarter(tmp_path):
   rows = {line.split(" | ")[0][2:]: line for line in table.splitlines()[2:]}
   assert set(rows) == {"flat", "rising"}  # a one-point curve (nothing trained) is left out
   assert rows["flat"].endswith("| yes |") and rows["rising"].endswith("| no |")
+
+
+def test_curve_points_table_lists_each_trained_runs_curve(tmp_path):
+  for name, points in (("bigan_single", [(0, 46.72, 44.0), (2500, 38.86, 36.6), (20000, 49.04, 47.0)]),
+                       ("random", [(0, 46.7, 44.0)])):
+    (tmp_path / name).mkdir()
+    (tmp_path / name / "probe_curve.jsonl").write_text("".join(
+        json.dumps({"step": s, "conv1": {"top1": a}, "conv2": {"top1": b}}) + "\n"
+        for s, a, b in reversed(points)))  # any order on disk: the table is by step
+  table = results_doc.render_curve_points([tmp_path])
+  assert table.startswith("bigan_single, curve-probe top-1 (%):")
+  assert "random" not in table  # one point: nothing trained
+  assert table.splitlines()[2:] == ["| step | conv1 | conv2 |", "|---:|---:|---:|",
+                                    "| 0 (init) | 46.7 | 44.0 |", "| 2,500 | 38.9 | 36.6 |",
+                                    "| 20,000 | 49.0 | 47.0 |"]

@@ -167,3 +167,38 @@ def test_eta_leaves_out_the_first_step_which_compiles():
                       n_last=51, t_first=30.0)
   assert eta == pytest.approx(39.0)
   assert hms(3725.4) == "1:02:05" and hms(-3) == "0:00:00"
+
+
+def test_a_longer_run_of_a_length_free_schedule_extends_a_finished_one(tmp_path):
+  """More steps on a constant schedule go on from the last checkpoint, to a fresh run's weights."""
+  flat = {"train.lr_boundaries": (), "train.log_every": 1}
+  fresh = _params(tmp_path / "a", tiny_config(**flat, **{"train.num_steps": 6}))
+  work, short = tmp_path / "b", tiny_config(**flat, **{"train.num_steps": 3})
+  train.check_workdir(short, work, log=lambda s: None)
+  _params(work, short)
+  (work / "probe_results.json").write_text('{"trained": {}}')  # as a finished run leaves it
+  longer, logs = tiny_config(**flat, **{"train.num_steps": 6}), []
+  train.check_workdir(longer, work, log=logs.append)
+  assert any("extends the run from 3 to 6 steps" in l for l in logs)
+  assert not (work / "probe_results.json").exists()
+  assert len(list(work.glob("probes_before_*/probe_results.json"))) == 1
+  state, _, info = train.pretrain(longer, work, log=lambda s: None)
+  assert info["resumed_from"] == 3
+  for a, b in zip(jax.tree.leaves(fresh), jax.tree.leaves(jax.device_get(state.params))):
+    np.testing.assert_array_equal(a, b)
+  steps = [json.loads(l)["step"] for l in (work / "metrics.jsonl").read_text().splitlines()]
+  assert steps == list(range(1, 7))
+
+
+@pytest.mark.parametrize("saved, new, why", [
+    ({"train.num_steps": 6}, {"train.num_steps": 4}, "never shortened"),
+    ({"train.lr_boundaries": (0.5,)}, {"train.lr_boundaries": (0.5,), "train.num_steps": 9},
+     "boundaries"),
+])
+def test_a_run_whose_schedule_scales_with_its_length_is_not_extended(tmp_path, saved, new, why):
+  (tmp_path / "config.json").write_text(tiny_config(**saved).to_json())
+  (tmp_path / "metrics.jsonl").write_text('{"step": 1}\n')
+  before = (tmp_path / "config.json").read_text()
+  with pytest.raises(UserInputError, match=f"train.num_steps .* cannot extend this run .*{why}"):
+    train.check_workdir(tiny_config(**new), tmp_path, log=lambda s: None)
+  assert (tmp_path / "config.json").read_text() == before

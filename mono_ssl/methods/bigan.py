@@ -17,6 +17,7 @@ G(E(x))) into the workdir every `train.sample_every` steps.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 from pathlib import Path
 from typing import Any, Callable
@@ -171,36 +172,56 @@ def _check(config, image_size: int) -> None:
                          f"(aug.out_size={image_size}); use gen_size <= aug.out_size.")
 
 
-def create_state(config, image_size: int, key: jax.Array, mesh, total_steps: int,
-                 data_size: int | None = None) -> BiGANState:
-  """A fresh BiGANState (E, G, D and both Adam states), already replicated over the mesh."""
-  _check(config, image_size)
-  b = config.bigan
-  enc, gen, disc = (nets.encoder_from_config(config), nets.generator_from_config(config),
-                    nets.discriminator_from_config(config))
-  ge_tx, d_tx = optimisers(config, total_steps)
+def init_state(encoder: Any, generator: Any, discriminator: Any,
+               ge_tx: optax.GradientTransformation, d_tx: optax.GradientTransformation,
+               key: jax.Array, image_size: int, *, latent_dim: int, gen_size: int,
+               mesh=None, disc_group: int = 1) -> BiGANState:
+  """A fresh BiGANState from plain arguments, replicated over `mesh` (default: all devices).
 
+  encoder: an AlexNet whose output layer gives `latent_dim` code logits (its trunk is what the
+  probes read); generator: z (B, latent_dim) -> images (B, gen_size, gen_size, 3) in [-1, 1]
+  (`models.bigan.Generator`); discriminator: (images at gen_size, z) -> logits
+  (`models.bigan.DonahueDiscriminator` or `JointDiscriminator`); ge_tx: one optax optimiser of
+  {"encoder": ..., "generator": ...}; d_tx: D's. disc_group: the minibatch-std group of a
+  JointDiscriminator (1: none), so that D is initialised on whole groups.
+  """
   def init(key):
     ke, kg, kd = jax.random.split(key, 3)
-    z = jnp.zeros((2, b.latent_dim))
-    ev = enc.init({"params": ke}, jnp.zeros((2, image_size, image_size, 3)), train=False)
-    gv = gen.init({"params": kg}, z, train=False)
-    nd = 2 * max(1, b.disc_mbstd)  # whole minibatch-std groups
-    dv = disc.init({"params": kd}, jnp.zeros((nd, b.gen_size, b.gen_size, 3)),
-                   jnp.zeros((nd, b.latent_dim)), train=False)
+    z = jnp.zeros((2, latent_dim))
+    ev = encoder.init({"params": ke}, jnp.zeros((2, image_size, image_size, 3)), train=False)
+    gv = generator.init({"params": kg}, z, train=False)
+    nd = 2 * max(1, disc_group)  # whole minibatch-std groups
+    dv = discriminator.init({"params": kd}, jnp.zeros((nd, gen_size, gen_size, 3)),
+                            jnp.zeros((nd, latent_dim)), train=False)
     params = {"encoder": ev["params"], "generator": gv["params"], "discriminator": dv["params"]}
     ge = {"encoder": params["encoder"], "generator": params["generator"]}
     return BiGANState(step=jnp.int32(0), params=params,
                       batch_stats={"encoder": ev["batch_stats"], "generator": gv["batch_stats"]},
                       ge_opt_state=ge_tx.init(ge), d_opt_state=d_tx.init(params["discriminator"]),
-                      encoder_apply=enc.apply, generator_apply=gen.apply,
-                      discriminator_apply=disc.apply, ge_tx=ge_tx, d_tx=d_tx)
+                      encoder_apply=encoder.apply, generator_apply=generator.apply,
+                      discriminator_apply=discriminator.apply, ge_tx=ge_tx, d_tx=d_tx)
 
   abstract = jax.eval_shape(init, key)
   if any(0 in x.shape for x in jax.tree.leaves(abstract.params["encoder"])):
     raise UserInputError(f"aug.out_size={image_size} px is too small for this AlexNet: its last "
                          "max-pool leaves nothing; use larger patches (32 px at scale=cpu).")
+  if mesh is None:
+    from mono_ssl import sharding as shd
+    mesh = shd.make_mesh()
   return create_sharded(init, key, mesh)
+
+
+def create_state(config, image_size: int, key: jax.Array, mesh, total_steps: int,
+                 data_size: int | None = None) -> BiGANState:
+  """A fresh BiGANState (E, G, D and both Adam states) of `config.bigan`, already replicated
+  over the mesh: `init_state` with the config's networks and optimisers."""
+  _check(config, image_size)
+  b = config.bigan
+  ge_tx, d_tx = optimisers(config, total_steps)
+  return init_state(nets.encoder_from_config(config), nets.generator_from_config(config),
+                    nets.discriminator_from_config(config), ge_tx, d_tx, key, image_size,
+                    latent_dim=int(b.latent_dim), gen_size=int(b.gen_size), mesh=mesh,
+                    disc_group=int(b.disc_mbstd))
 
 
 def with_networks(state: BiGANState, config, axis_name: Any = None) -> BiGANState:
@@ -224,28 +245,68 @@ def _resize(x: jax.Array, size: int) -> jax.Array:
   return jax.image.resize(x, (x.shape[0], size, size, x.shape[3]), "linear", antialias=True)
 
 
-def make_train_step(config=None, axis_name: Any = None) -> Callable:
-  """The pure BiGAN step `(state, images, key) -> (state, metrics)`.
+@dataclasses.dataclass(frozen=True)
+class StepOptions:
+  """BiGAN's step settings as plain values; the defaults are Donahue's recipe
+  (configs/bigan.py:donahue_recipe) at the CPU scale's 32 px. `from_config` reads them
+  from `config.bigan`."""
+  latent_dim: int = 200
+  prior: str = "uniform"          # z's prior (models.bigan.LATENT_PRIORS)
+  gen_size: int = 32              # G's output side; D sees real patches resized to it
+  disc_input: str = "unit"        # D's image scaling (DISC_INPUTS): [-1, 1], as Donahue's
+  separate_disc_batches: bool = True  # real and generated pairs through D as two batches
+  loss_scale: float = 0.5         # 0.5: the means of the real and fake terms (Donahue's)
+  linear_head: bool = True        # E's linear head squashed as 2 sigmoid - 1 (Donahue's)
+  standardise_codes: bool = False  # E's codes batch-standardised to the prior's marginals
+  unary_scores: bool = False      # BigBiGAN's s_xz, s_x, s_z (a JointDiscriminator with unary)
+  r1_gamma: float = 0.0           # R1 penalty weight (0: none)
 
-  images: float (B, H, W, 3) in [0, 1]. `config` is required (latent size,
-  prior, G's resolution). With `axis_name` (under `jax.pmap`, the state from
-  `with_networks(state, config, axis_name)`), gradients, metrics and BatchNorm
-  statistics are averaged over that axis, and each device takes its slice of
-  the z a jitted step would draw for the whole batch, so both give the same
-  update (D's dropout masks are the exception: they are drawn per device).
-  """
+  def __post_init__(self):
+    if self.prior not in nets.LATENT_PRIORS:
+      raise UserInputError(f"prior={self.prior!r} is not one of {', '.join(nets.LATENT_PRIORS)}.")
+    if self.disc_input not in DISC_INPUTS:
+      raise UserInputError(f"disc_input={self.disc_input!r} is not one of "
+                           f"{', '.join(DISC_INPUTS)} (D's image scaling).")
+    if self.latent_dim < 1:
+      raise UserInputError(f"latent_dim={self.latent_dim} must be >= 1.")
+
+  @classmethod
+  def from_config(cls, config) -> "StepOptions":
+    b = config.bigan
+    return cls(latent_dim=int(b.latent_dim), prior=b.prior, gen_size=int(b.gen_size),
+               disc_input=b.disc_input,
+               # Donahue's D normalises real and generated pairs as two batches (his default).
+               separate_disc_batches=(b.disc_arch == "donahue" and bool(b.disc_bn)
+                                      and not b.disc_cat_inputs),
+               loss_scale=float(b.loss_scale), linear_head=b.encoder_head == "linear",
+               standardise_codes=bool(b.standardise_codes), unary_scores=bool(b.unary_scores),
+               r1_gamma=float(b.r1_gamma))
+
+
+def make_train_step(config=None, axis_name: Any = None) -> Callable:
+  """The pure BiGAN step of `config.bigan`: `make_step(StepOptions.from_config(config))`."""
   if config is None:
     raise ValueError("bigan.make_train_step needs the config (latent size, prior, gen_size).")
-  b = config.bigan
-  prior, latent, gen_size = b.prior, int(b.latent_dim), int(b.gen_size)
-  standardise = bool(b.standardise_codes)
-  unary = bool(b.unary_scores)
-  r1_gamma = float(b.r1_gamma)
-  # Donahue's D normalises real and generated pairs as two batches (his default).
-  separate = b.disc_arch == "donahue" and bool(b.disc_bn) and not b.disc_cat_inputs
-  loss_scale = float(b.loss_scale)
-  half_logits = b.encoder_head == "linear"
-  for_disc = functools.partial(disc_view, disc_input=b.disc_input)
+  return make_step(StepOptions.from_config(config), axis_name)
+
+
+def make_step(options: StepOptions = StepOptions(), axis_name: Any = None) -> Callable:
+  """The pure BiGAN step `(state, images, key) -> (state, metrics)` on an `init_state` state.
+
+  images: float (B, H, W, 3) in [0, 1]. With `axis_name` (under `jax.pmap`, the state from
+  `with_networks(state, config, axis_name)`, or networks built with that BN axis),
+  gradients, metrics and BatchNorm statistics are averaged over that axis, and each device
+  takes its slice of the z a jitted step would draw for the whole batch, so both give the
+  same update (D's dropout masks are the exception: they are drawn per device).
+  """
+  prior, latent, gen_size = options.prior, int(options.latent_dim), int(options.gen_size)
+  standardise = bool(options.standardise_codes)
+  unary = bool(options.unary_scores)
+  r1_gamma = float(options.r1_gamma)
+  separate = bool(options.separate_disc_batches)
+  loss_scale = float(options.loss_scale)
+  half_logits = bool(options.linear_head)
+  for_disc = functools.partial(disc_view, disc_input=options.disc_input)
 
   def step(state: BiGANState, images: jax.Array, key: jax.Array):
     k_z, k_enc, k_disc = jax.random.split(key, 3)

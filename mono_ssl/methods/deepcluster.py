@@ -38,7 +38,7 @@ from mono_ssl.models.alexnet import alexnet_from_config
 from mono_ssl.train_state import (
   TrainState,
   classification_update,
-  create_classifier_state,
+  classifier_state,
   normalise,
   sgd,
   sgd_from_config,
@@ -79,22 +79,33 @@ def optimiser(config, total_steps: int) -> optax.GradientTransformation:
   return optax.multi_transform({"trunk": trunk_tx, "top": top_tx}, _top_layer_labels)
 
 
+def init_state(model, tx: optax.GradientTransformation, key: jax.Array, image_size: int,
+               data_size: int, num_clusters: int, mesh=None) -> DeepClusterState:
+  """A fresh DeepCluster state from plain arguments: `classifier_state` of a
+  `num_clusters`-class model plus the pseudo-labels of the N = `data_size` patches and the
+  cluster sampler's table (empty until the first `install_clustering`)."""
+  if not 1 <= num_clusters <= data_size:
+    raise UserInputError(f"deepcluster.num_clusters={num_clusters} must be between 1 and the "
+                         f"data set size {data_size}.")
+  n, k = int(data_size), int(num_clusters)
+  return classifier_state(
+      model, tx, key, image_size, mesh, DeepClusterState,
+      assignments=lambda: jnp.zeros((n,), jnp.int32), order=lambda: jnp.arange(n, dtype=jnp.int32),
+      starts=lambda: jnp.zeros((k,), jnp.int32), sizes=lambda: jnp.zeros((k,), jnp.int32),
+      epoch=lambda: jnp.int32(-1))
+
+
 def create_state(config, image_size: int, key: jax.Array, mesh, total_steps: int,
                  data_size: int | None = None) -> DeepClusterState:
-  """data_size: the cluster set's size N (the run's data set: virtual patches or images)."""
-  model = build_model(config)
+  """`init_state` with the config's model and optimiser; data_size: the cluster set's size N
+  (the run's data set: virtual patches or images)."""
   n = int(data_size or config.data.dataset_size)
   k = config.deepcluster.num_clusters
   if not 1 <= k <= n:
     raise UserInputError(f"deepcluster.num_clusters={k} must be between 1 and the data set size {n}.")
-
   _check(config)
-  return create_classifier_state(
-      model, config, image_size, key, mesh, total_steps, DeepClusterState,
-      tx=optimiser(config, total_steps),
-      assignments=lambda: jnp.zeros((n,), jnp.int32), order=lambda: jnp.arange(n, dtype=jnp.int32),
-      starts=lambda: jnp.zeros((k,), jnp.int32), sizes=lambda: jnp.zeros((k,), jnp.int32),
-      epoch=lambda: jnp.int32(-1))
+  return init_state(build_model(config), optimiser(config, total_steps), key, image_size, n, k,
+                    mesh)
 
 
 def trunk(state):
@@ -271,7 +282,7 @@ def before_step(state: DeepClusterState, t: int, ctx: dict) -> DeepClusterState:
   epoch = t // epoch_steps(config, n)
   if int(jax.device_get(state.epoch)) == epoch:
     return state  # resumed mid-epoch: the clustering is in the checkpoint
-  mesh, repl = ctx["mesh"], shd.replicated(ctx["mesh"])
+  mesh = ctx["mesh"]
   if "plain_generator" not in ctx:  # base patches without the loader's crop and flip
     g = ctx["generator"]
     plain = dataclasses.replace(g.cfg, method_crop=False, flip=False)
@@ -281,7 +292,7 @@ def before_step(state: DeepClusterState, t: int, ctx: dict) -> DeepClusterState:
   # faiss' default initialisation (the original's): k distinct random points, a new seed each time.
   c = recluster(feats, dc.num_clusters, key, pca_dim=dc.pca_dim, kmeans_iters=dc.kmeans_iters,
                 init=dc.kmeans_init)
-  assignments, sizes, order, starts = c.assignments, c.sizes, c.order, c.starts
+  assignments, sizes = c.assignments, c.sizes
   stats = {"epoch": epoch, "inertia": c.inertia, "empty_clusters": int((sizes == 0).sum()),
            "size_min": int(sizes.min()), "size_median": float(np.median(sizes)), "size_max": int(sizes.max())}
   if int(jax.device_get(state.epoch)) >= 0:
@@ -294,9 +305,27 @@ def before_step(state: DeepClusterState, t: int, ctx: dict) -> DeepClusterState:
     history = ctx.setdefault("clusterings", _earlier_clusterings(Path(ctx["workdir"]), epoch))
     history.append(stats)
     plot_clusters(Path(ctx["workdir"]) / CLUSTERS_PLOT, history, sizes)
-  table = shd.to_global({"assignments": assignments, "order": order, "starts": starts,
-                         "sizes": sizes, "epoch": np.int32(epoch)}, repl)
-  state = _reinit_classifier(state.replace(**table), jax.random.fold_in(key, 1))
+  return install_clustering(state, c, jax.random.fold_in(key, 1), epoch, mesh)
+
+
+def install_clustering(state: DeepClusterState, clustering: Clustering, key: jax.Array,
+                       epoch: int = 0, mesh=None) -> DeepClusterState:
+  """The state with `clustering`'s pseudo-labels and sampler table, and a freshly initialised
+  top layer (key) with its optimiser state reset, as the original does after each k-means
+  (main.py: a new top layer every epoch). Host side, between jitted steps; replicated over
+  `mesh` (default: all devices)."""
+  if mesh is None:
+    mesh = shd.make_mesh()
+  n = state.assignments.shape[0]
+  if clustering.assignments.shape != (n,) or clustering.sizes.shape != state.sizes.shape:
+    raise UserInputError(f"a clustering of {clustering.assignments.shape[0]} patches into "
+                         f"{clustering.sizes.shape[0]} clusters does not fit this state's "
+                         f"{n} patches and {state.sizes.shape[0]} clusters.")
+  repl = shd.replicated(mesh)
+  table = shd.to_global({"assignments": clustering.assignments, "order": clustering.order,
+                         "starts": clustering.starts, "sizes": clustering.sizes,
+                         "epoch": np.int32(epoch)}, repl)
+  state = _reinit_classifier(state.replace(**table), key)
   return jax.device_put(state, repl)  # the new classifier: put it beside the rest
 
 
