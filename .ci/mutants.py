@@ -531,8 +531,8 @@ MUTATIONS: list[Mutation] = [
       BAD + "test_batch_not_divisible_by_the_device_count",
       "a batch that does not split over the devices reaches jax (its error, not ours)"),
     M("config-too-many-clusters-accepted", "mono_ssl/methods/deepcluster.py",
-      "  if not 1 <= k <= n:",
-      "  if not 1 <= k:",
+      "  if not 1 <= num_clusters <= data_size:",
+      "  if not 1 <= num_clusters:",
       BAD + "test_more_clusters_than_the_data_set",
       "more k-means clusters than patches is accepted"),
     # --- probe data ----------------------------------------------------------------------------

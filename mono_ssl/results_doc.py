@@ -145,6 +145,9 @@ def render_curve_points(dirs: list[Path]) -> str:
   return "\n".join(out)
 
 
+CURVE_BLOCKS = {"curve_flatness": render_curve_flatness, "curve_points": render_curve_points,
+                "curve_cost": render_curve_cost}
+
 RF_CASES = (("paper", 224), ("mini", 48), ("cpu", 32), ("cpu", 64), ("cpu", 96))
 
 
@@ -165,12 +168,9 @@ def _rendered(root: Path, rel: str) -> str:
   """The Markdown a results file renders to, by its name ("receptive_fields": computed)."""
   if rel == "receptive_fields":
     return render_receptive_fields()
-  if rel.startswith("curve_flatness:"):  # curve_flatness:DIR[,DIR...]
-    return render_curve_flatness([root / d for d in rel.split(":", 1)[1].split(",")])
-  if rel.startswith("curve_points:"):  # curve_points:DIR[,DIR...]
-    return render_curve_points([root / d for d in rel.split(":", 1)[1].split(",")])
-  if rel.startswith("curve_cost:"):  # curve_cost:DIR[,DIR...]
-    return render_curve_cost([root / d for d in rel.split(":", 1)[1].split(",")])
+  kind, _, dirs = rel.partition(":")  # curve_<kind>:DIR[,DIR...]
+  if kind in CURVE_BLOCKS:
+    return CURVE_BLOCKS[kind]([root / d for d in dirs.split(",")])
   obj = json.loads((root / rel).read_text())
   name = Path(rel).name
   if name == "recipe.json":

@@ -45,13 +45,15 @@ def sgd(lr_schedule: optax.Schedule, momentum: float, nesterov: bool,
                      optax.sgd(lr_schedule, momentum=momentum, nesterov=nesterov))
 
 
-def create_sharded(init_fn: Callable[[jax.Array], Any], key: jax.Array, mesh) -> Any:
-  """Runs `init_fn(key)` so that its output is born replicated over the mesh.
+def create_sharded(init_fn: Callable[[jax.Array], Any], key: jax.Array, mesh=None) -> Any:
+  """Runs `init_fn(key)` so that its output is born replicated over `mesh` (default: a 1-D
+  mesh of all devices).
 
   big_vision's recipe: `jax.eval_shape` -> shardings -> `jax.jit(init, out_shardings=...)`,
   so no full copy is ever made on one device first.
   """
   from mono_ssl import sharding as shd
+  mesh = shd.make_mesh() if mesh is None else mesh
   abstract = jax.eval_shape(init_fn, key)
   shardings = jax.tree.map(lambda _: shd.replicated(mesh), abstract)
   return jax.jit(init_fn, out_shardings=shardings)(key)
@@ -72,9 +74,6 @@ def classifier_state(model, tx: optax.GradientTransformation, key: jax.Array, im
   to zero-argument functions making their initial arrays (called inside the jitted init).
   RotNet's and DeepCluster's steps train such a state.
   """
-  if mesh is None:
-    from mono_ssl import sharding as shd
-    mesh = shd.make_mesh()
   state_cls = state_cls or TrainState
 
   def init(key):

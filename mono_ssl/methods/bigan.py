@@ -205,9 +205,6 @@ def init_state(encoder: Any, generator: Any, discriminator: Any,
   if any(0 in x.shape for x in jax.tree.leaves(abstract.params["encoder"])):
     raise UserInputError(f"aug.out_size={image_size} px is too small for this AlexNet: its last "
                          "max-pool leaves nothing; use larger patches (32 px at scale=cpu).")
-  if mesh is None:
-    from mono_ssl import sharding as shd
-    mesh = shd.make_mesh()
   return create_sharded(init, key, mesh)
 
 

@@ -99,13 +99,9 @@ def create_state(config, image_size: int, key: jax.Array, mesh, total_steps: int
                  data_size: int | None = None) -> DeepClusterState:
   """`init_state` with the config's model and optimiser; data_size: the cluster set's size N
   (the run's data set: virtual patches or images)."""
-  n = int(data_size or config.data.dataset_size)
-  k = config.deepcluster.num_clusters
-  if not 1 <= k <= n:
-    raise UserInputError(f"deepcluster.num_clusters={k} must be between 1 and the data set size {n}.")
   _check(config)
-  return init_state(build_model(config), optimiser(config, total_steps), key, image_size, n, k,
-                    mesh)
+  return init_state(build_model(config), optimiser(config, total_steps), key, image_size,
+                    int(data_size or config.data.dataset_size), config.deepcluster.num_clusters, mesh)
 
 
 def trunk(state):
