@@ -1,35 +1,75 @@
-r"""Augmentation ablation: single-image RotNet with each augmentation of the patch generator removed in turn.
+r"""The paper's two other findings: what each augmentation contributes, and which image.
 
-Run (from the repository root):
+Single-image RotNet at the faithful miniature (scale=mini: 48 px patches, the
+RotNet config's own 1,500 steps, probes on Tiny-ImageNet), through the grid
+runner. Run from the repository root, in three commands of about 2-2.5 h each
+on the 2-core CPU (rerun any command to resume; finished runs are read, not
+retrained; restore the baselines and the full recipe's two seeds from
+results/mini_tiny first, see docs/ablation.md):
 
-  python -m mono_ssl.grid --config=configs/ablation.py:scale=cpu,probe=cifar10 --workdir=runs/ablation
+  python -m mono_ssl.grid --config=configs/ablation.py --workdir=runs/ablation \
+      --config.results_dir=results/ablation \
+      --config.only=supervised,random,full_recipe,no_aug,no_rrc,rrc_min_0.2
+  ... --config.only=supervised,random,full_recipe,no_aug,no_rrc,rrc_min_0.2,rrc_min_0.02,no_affine,no_jitter,no_initial_crop
+  ... (no --config.only: every row, adding the three image rows)
 
-Rows: the full recipe, then one switch off per row: no rotation/shear
-(aug.affine=False), no colour jitter (aug.jitter_prob=0), no random-resized
-crop (aug.rrc=False: every patch sees the initial crop at one fixed scale),
-no initial crop (aug.initial_crop=False: crops come from the whole image).
-The method's own crop and flip stay in every row. Same runner, outputs and
-table layout as configs/grid.py; steps per run as its single-image RotNet
-(5 runs x ~11 min on an idle 2-core CPU: about 55 min).
+Arguments: scale=mini (default)|cpu|paper, probe=tiny_imagenet (default)|cifar10|...
+(as configs/grid.py). Rows:
+- supervised, random: configs/grid.py's baselines (3 seeds each), for the
+  fraction of supervision's gain;
+- full_recipe: the authors' generator (min area 0.002), 2 seeds;
+- no_aug: no augmentation at all: a fixed (centre) initial crop, no
+  random-resized crop, no rotation/shear, no colour jitter; only the method's
+  own crop and flip vary (2 seeds);
+- one switch off per row: no_rrc (every patch sees the initial crop at one
+  scale), no_affine, no_jitter, no_initial_crop (crops of the whole image);
+- the random-resized crop's minimum area at 0.02 and 0.2 (0.002 is the full recipe);
+- image_<name>: the full recipe on another of the ten photographs (IMAGES),
+  loaded at the default image's 1024 px long side so only the content changes.
+At scale=cpu the RotNet rows run configs/grid.py's CPU step count.
 """
 from mono_ssl import config_lib, grid
 
-# (run name, row label, the one aug field that changes, its "off" value)
+# (run name, row label, overrides of the full recipe)
 ABLATIONS = (
-    ("no_affine", "no rotation/shear", "affine", False),
-    ("no_jitter", "no colour jitter", "jitter_prob", 0.0),
-    ("no_rrc", "no random-resized crop (fixed scale)", "rrc", False),
-    ("no_initial_crop", "no initial crop", "initial_crop", False),
+    ("no_aug", "no augmentation (fixed crop; method's crop+flip only)",
+     {"aug.initial_crop_fixed": True, "aug.rrc": False, "aug.affine": False,
+      "aug.jitter_prob": 0.0}),
+    ("no_rrc", "no random-resized crop (fixed scale)", {"aug.rrc": False}),
+    ("rrc_min_0.2", "random-resized crop, min area 0.2", {"aug.rrc_scale": (0.2, 1.0)}),
+    ("rrc_min_0.02", "random-resized crop, min area 0.02", {"aug.rrc_scale": (0.02, 1.0)}),
+    ("no_affine", "no rotation/shear", {"aug.affine": False}),
+    ("no_jitter", "no colour jitter", {"aug.jitter_prob": 0.0}),
+    ("no_initial_crop", "no initial crop", {"aug.initial_crop": False}),
 )
-CPU_STEPS = 2500  # configs/grid.py's single-image RotNet
+# Three of the ten photographs, chosen for contrast by edge density (the fraction of pixels
+# whose gradient magnitude exceeds 0.05 at a 512 px short side; docs/ablation.md): the default
+# (life, 0.56) is the densest, so the next densest, the sparsest (the bokeh photograph) and a
+# texture-like one.
+IMAGES = (
+    ("image_dragonfly", "image: Dragonfly (foliage, dense)", "Dragonfly_by_Bolly.jpg"),
+    ("image_seeding", "image: seeding (bokeh, sparse)", "seeding_by_Clements_Engelhardt.jpg"),
+    ("image_brushes", "image: Picture_1A (brushes, texture)", "Picture_1A_by_freespace.jpg"),
+)
+DEFAULT_IMAGE_SIDE = 1024  # mono_ssl/assets/life_1024.jpg's long side
+SEEDS = {"supervised": 3, "random": 3, "full_recipe": 2, "no_aug": 2}
 
 
 def get_config(arg: str | None = None):
-  args = config_lib.parse_arg(arg, scale="cpu", probe="cifar10")
-  steps = {"train.num_steps": CPU_STEPS} if args.scale == "cpu" else {}
-  runs = [grid.run_spec("full_recipe", "rotnet", "regime=single", "full recipe", steps)]
-  runs += [grid.run_spec(name, "rotnet", "regime=single", label, {**steps, f"aug.{field}": off})
-           for name, label, field, off in ABLATIONS]
+  args = config_lib.parse_arg(arg, scale="mini", probe="tiny_imagenet")
+  base = grid.load_config_file(grid.CONFIGS_DIR / "grid.py", f"scale={args.scale},probe={args.probe}")
+  by_name = {r["name"]: r for r in base.runs}
+  steps = dict(by_name["rotnet_single"]["overrides"])  # the grid's RotNet steps (cpu only)
+
+  def spec(name, label, overrides):
+    return grid.run_spec(name, "rotnet", "regime=single", label, {**steps, **overrides},
+                         seeds=SEEDS.get(name, 1))
+
+  runs = [dict(by_name[n], seeds=SEEDS[n]) for n in ("supervised", "random")]
+  runs.append(spec("full_recipe", "full recipe (min area 0.002)", {}))
+  runs += [spec(name, label, overrides) for name, label, overrides in ABLATIONS]
+  runs += [spec(name, label, {"data.images": f"deca:{file}", "data.max_side": DEFAULT_IMAGE_SIDE})
+           for name, label, file in IMAGES]
   return grid.grid_config(runs, args.scale, args.probe,
-                          title=f"Augmentation ablation, single-image RotNet, scale {args.scale}: "
-                                f"linear probes on {args.probe}")
+                          title=f"Augmentation ablation and which image, single-image RotNet, "
+                                f"scale {args.scale}: linear probes on {args.probe}")

@@ -5,7 +5,8 @@ disk. Here every patch is computed on demand on device, by two jitted programs
 run just before each train step (`PatchGenerator`; `make_patches` for one-off
 calls): the geometry (`sample_geometry`), then the colour jitter (`jitter_patches`):
 
-  1. random square crop, side = `initial_crop_frac` x the image's short side;
+  1. random square crop, side = `initial_crop_frac` x the image's short side
+     (at the image centre with `initial_crop_fixed`: the ablation's "no augmentation");
   2. random-resized crop of that square (area fraction in `rrc_scale`, aspect
      ratio log-uniform in `rrc_ratio`), resized to a canvas of ceil(sqrt(2) S);
   3. random affine: rotation and x-shear, each uniform in +-`rotation_deg` /
@@ -52,6 +53,7 @@ class AugmentConfig:
   patch_size: int = 64
   initial_crop: bool = True
   initial_crop_frac: float = 0.5
+  initial_crop_fixed: bool = False  # True: the square sits at the centre, the same for every patch
   rrc: bool = True
   rrc_scale: tuple[float, float] = (0.002, 1.0)
   rrc_ratio: tuple[float, float] = (3 / 4, 4 / 3)
@@ -95,6 +97,9 @@ class AugmentConfig:
       raise UserInputError(f"aug.rrc_ratio={self.rrc_ratio} must satisfy 0 < low <= high.")
     if not 0 < self.initial_crop_frac <= 1:
       raise UserInputError(f"aug.initial_crop_frac={self.initial_crop_frac} must be in (0, 1].")
+    if self.initial_crop_fixed and not self.initial_crop:
+      raise UserInputError("aug.initial_crop_fixed=True fixes the initial crop, but "
+                           "aug.initial_crop=False turns it off; set one of them the other way.")
     if not 0 <= self.jitter_prob <= 1:
       raise UserInputError(f"aug.jitter_prob={self.jitter_prob} must be in [0, 1].")
 
@@ -269,8 +274,11 @@ def patch_geometry(key: jax.Array, src_h: jax.Array, src_w: jax.Array, cfg: Augm
   if cfg.initial_crop:
     side = cfg.initial_crop_frac * jnp.minimum(src_h, src_w)
     ky, kx = jax.random.split(k_sq)
-    sq_y = jax.random.uniform(ky) * (src_h - side)
-    sq_x = jax.random.uniform(kx) * (src_w - side)
+    # Fixed: one square for every patch, so that with rrc, affine and jitter off only the
+    # method's own crop and flip vary (the paper's "no augmentation" single image).
+    uy, ux = (0.5, 0.5) if cfg.initial_crop_fixed else (jax.random.uniform(ky), jax.random.uniform(kx))
+    sq_y = uy * (src_h - side)
+    sq_x = ux * (src_w - side)
     reg_h = reg_w = side
   else:
     sq_y = sq_x = jnp.float32(0.0)

@@ -66,7 +66,7 @@ def single_image_aug(scale: str) -> ml_collections.ConfigDict:
   out_size, patch_size = {"cpu": (32, 40), "mini": (48, 56), "paper": (224, 256)}[scale]
   return ml_collections.ConfigDict(dict(
       out_size=out_size, patch_size=patch_size,
-      initial_crop=True, initial_crop_frac=0.5,
+      initial_crop=True, initial_crop_frac=0.5, initial_crop_fixed=False,
       rrc=True, rrc_scale=(0.002, 1.0), rrc_ratio=(3 / 4, 4 / 3),
       affine=True, rotation_deg=30.0, shear_deg=30.0, corner_free=True,
       method_crop=True, method_crop_scale=(0.08, 1.0) if scale == "paper" else (0.5, 1.0),

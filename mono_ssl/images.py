@@ -44,8 +44,8 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 _REDUCING_GAP = 3.0
 
 _SPEC_HELP = (
-    "pass 'default', 'default_full', 'deca', an image file, a directory of .jpg/.jpeg/.png"
-    " images, or a comma-separated list of files"
+    "pass 'default', 'default_full', 'deca', 'deca:<file>' (one of the ten), an image file,"
+    " a directory of .jpg/.jpeg/.png images, or a comma-separated list of files"
 )
 
 
@@ -312,6 +312,14 @@ def _resolve_one(item: str) -> list[Path]:
     return [path]
   if item == "deca":
     return _images_in_dir(paths_lib.find_in_shared("images", "deca"))
+  if item.startswith("deca:"):  # one of the ten by name: a config that works on any machine
+    folder = paths_lib.find_in_shared("images", "deca")
+    names = [f.name for f in _images_in_dir(folder)]
+    name = item[len("deca:"):]
+    if name not in names:
+      raise UserInputError(f"image spec {item!r}: no {name!r} in {_show(folder)}; "
+                           f"its images: {', '.join(names)}.")
+    return [folder / name]
   p = Path(item).expanduser()
   if p.is_dir():
     return _images_in_dir(p)
@@ -326,7 +334,8 @@ def resolve_image_paths(spec: str) -> list[Path]:
   Args:
     spec: one of `"default"` (the bundled 1024 px image), `"default_full"`
       (the same photograph at full resolution, 3088x2056), `"deca"` (the ten
-      photos in `<shared>/images/deca`, see `mono_ssl.paths`), an image file, a
+      photos in `<shared>/images/deca`, see `mono_ssl.paths`), `"deca:<file>"`
+      (one of them by file name), an image file, a
       directory (its .jpg/.jpeg/.png files in name order), or a comma-separated
       list of any of these (files are the usual case). The names `default` and
       `deca` win over files so named; write `./deca` for such a file.

@@ -53,6 +53,28 @@ def test_different_indices_and_seeds_give_different_patches(bank):
   assert p.shape == (16, 32, 32, 3) and p.min() >= 0 and p.max() <= 1
 
 
+def test_fixed_initial_crop_leaves_only_the_methods_crop_and_flip(bank):
+  # The ablation's "no augmentation": with rrc, affine and jitter off and the initial crop
+  # fixed, only the method's crop and flip vary; without them every patch is the same one.
+  still = AugmentConfig(out_size=16, patch_size=16, initial_crop_fixed=True, rrc=False,
+                        affine=False, method_crop=False, flip=False, jitter_prob=0.0)
+  p = np.asarray(PatchGenerator(bank, still, seed=0)(jnp.arange(8)))
+  np.testing.assert_allclose(p, np.broadcast_to(p[:1], p.shape), atol=1e-6)
+  moving = np.asarray(PatchGenerator(bank, dataclasses.replace(still, initial_crop_fixed=False),
+                                     seed=0)(jnp.arange(8)))
+  assert np.abs(moving - moving[:1]).mean() > 1e-2  # the random square moves
+  # The fixed square is the centred one: half the short side (150 px), at the image centre;
+  # 16 pixel centres span 15/16 of it.
+  h, w = 300.0, 700.0
+  ys, xs, _, _ = patch_geometry(jax.random.key(1), jnp.float32(h), jnp.float32(w), still)
+  ys, xs = np.asarray(ys), np.asarray(xs)
+  np.testing.assert_allclose([ys.mean(), xs.mean()], [h / 2, w / 2], atol=1e-3)
+  np.testing.assert_allclose([ys.max() - ys.min(), xs.max() - xs.min()], [150 * 15 / 16] * 2, atol=1e-3)
+  # A fixed crop of no crop is a contradiction, refused by name.
+  with pytest.raises(UserInputError, match="initial_crop_fixed=True"):
+    AugmentConfig(initial_crop=False, initial_crop_fixed=True).validate()
+
+
 def test_no_patch_samples_outside_the_image():
   h, w = 300.0, 700.0
   cfg = AugmentConfig(out_size=16, patch_size=20)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import REPO, load_config_file
 
-from mono_ssl import grid
+from mono_ssl import grid, images, paths
 from mono_ssl.checkpoint import Checkpointer
 from mono_ssl.errors import UserInputError
 
@@ -192,23 +192,48 @@ def test_grid_config_has_every_method_and_regime_and_the_baselines(probe, side):
   assert by_name["rotnet_single"].aug.patch_size == side * 5 // 4  # 40 px generator patch per 32
 
 
-def test_ablation_switches_off_exactly_one_augmentation_per_row():
-  config = load_config_file("ablation", "scale=cpu,probe=cifar10")
-  cfgs = {r["label"]: grid.run_config(config, r) for r in config.runs}
-  assert list(cfgs) == ["full recipe", "no rotation/shear", "no colour jitter",
-                        "no random-resized crop (fixed scale)", "no initial crop"]
-  full = cfgs.pop("full recipe").aug.to_dict()
-  assert full["affine"] and full["rrc"] and full["initial_crop"] and full["jitter_prob"] > 0
-  expected = {"no rotation/shear": ("affine", False), "no colour jitter": ("jitter_prob", 0.0),
-              "no random-resized crop (fixed scale)": ("rrc", False),
-              "no initial crop": ("initial_crop", False)}
-  for label, c in cfgs.items():
-    aug = c.aug.to_dict()
-    assert [k for k in full if aug[k] != full[k]] == [expected[label][0]], label
-    assert aug[expected[label][0]] == expected[label][1]
-    others = {k: v for k, v in c.to_dict().items() if k != "aug"}
-    assert others == {k: v for k, v in grid.run_config(config, config.runs[0]).to_dict().items()
-                      if k != "aug"}, label  # nothing but the aug block differs
+def _flat(d, prefix=""):
+  out = {}
+  for k, v in d.items():
+    if isinstance(v, dict):
+      out.update(_flat(v, f"{prefix}{k}."))
+    else:
+      out[f"{prefix}{k}"] = tuple(v) if isinstance(v, list) else v
+  return out
+
+
+@pytest.mark.parametrize("arg", ["", "scale=cpu,probe=cifar10"])
+def test_ablation_rows_differ_from_the_full_recipe_in_their_own_switches_only(arg):
+  config = load_config_file("ablation", arg)
+  cfgs = {r["name"]: _flat(grid.run_config(config, r).to_dict()) for r in config.runs}
+  seeds = {r["name"]: r["seeds"] for r in config.runs}
+  base = load_config_file("grid", arg or "scale=mini")
+  base_cfgs = {r["name"]: _flat(grid.run_config(base, r).to_dict()) for r in base.runs}
+  # The baselines and the full recipe are configs/grid.py's rows: their finished runs are reused.
+  assert cfgs["supervised"] == base_cfgs["supervised"] and cfgs["random"] == base_cfgs["random"]
+  full = cfgs.pop("full_recipe")
+  assert full == base_cfgs["rotnet_single"] and full["aug.rrc_scale"] == (0.002, 1.0)
+  assert seeds["full_recipe"] == seeds["no_aug"] == 2 and seeds["random"] == seeds["supervised"] == 3
+  expected = {
+      "no_aug": {"aug.initial_crop_fixed": True, "aug.rrc": False, "aug.affine": False,
+                 "aug.jitter_prob": 0.0},
+      "no_rrc": {"aug.rrc": False}, "no_affine": {"aug.affine": False},
+      "no_jitter": {"aug.jitter_prob": 0.0}, "no_initial_crop": {"aug.initial_crop": False},
+      "rrc_min_0.2": {"aug.rrc_scale": (0.2, 1.0)}, "rrc_min_0.02": {"aug.rrc_scale": (0.02, 1.0)},
+  }
+  for name, want in expected.items():
+    got = {k: v for k, v in cfgs[name].items() if v != full[k]}
+    assert got == want, name
+  images_rows = [n for n in cfgs if n.startswith("image_")]
+  assert len(images_rows) == 3
+  for name in images_rows:  # another photograph at the default image's size, nothing else
+    got = {k: v for k, v in cfgs[name].items() if v != full[k]}
+    assert set(got) == {"data.images", "data.max_side"} and got["data.max_side"] == 1024, name
+    assert got["data.images"].startswith("deca:")
+  assert len({cfgs[n]["data.images"] for n in images_rows}) == 3
+  if paths.shared_dir() is not None:  # every named photograph is one of the ten
+    for name in images_rows:
+      assert len(images.resolve_image_paths(cfgs[name]["data.images"])) == 1
 
 
 @flax.struct.dataclass
@@ -294,7 +319,7 @@ def test_main_refuses_a_grid_config_in_one_line(tmp_path):
 
 
 TINY_GRID_FILE = '''"""A one-row grid (the random-init row at a few probe steps) for the install test."""
-from mono_ssl import grid
+from mono_ssl import grid, images, paths
 
 TINY = {tiny!r}
 

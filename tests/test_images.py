@@ -361,6 +361,19 @@ def test_resolve_deca_from_env(tmp_path, monkeypatch):
   assert images.resolve_image_paths("deca") == [(deca / "x.jpg").resolve()]
 
 
+def test_resolve_one_deca_image_by_name(tmp_path, monkeypatch):
+  deca = tmp_path / "images" / "deca"
+  deca.mkdir(parents=True)
+  for name in ("a.jpg", "b.jpg"):
+    _save(_rgb_noise(4, 4), deca / name)
+  monkeypatch.setenv(paths.SHARED_ENV, str(tmp_path))
+  assert images.resolve_image_paths("deca:b.jpg") == [(deca / "b.jpg").resolve()]
+  with pytest.raises(UserInputError) as err:  # a typo names the spec and the ten it may be
+    images.resolve_image_paths("deca:c.jpg")
+  msg = str(err.value)
+  assert "'deca:c.jpg'" in msg and "a.jpg, b.jpg" in msg and "\n" not in msg
+
+
 def test_resolve_deca_missing(tmp_path, monkeypatch):
   monkeypatch.setenv(paths.SHARED_ENV, str(tmp_path / "nowhere"))
   with pytest.raises(UserInputError) as err:
