@@ -2,16 +2,19 @@ r"""The paper's two other findings: what each augmentation contributes, and whic
 
 Single-image RotNet at the faithful miniature (scale=mini: 48 px patches, the
 RotNet config's own 1,500 steps, probes on Tiny-ImageNet), through the grid
-runner. Run from the repository root, in three commands of about 2-2.5 h each
-on the 2-core CPU (rerun any command to resume; finished runs are read, not
-retrained; restore the baselines and the full recipe's two seeds from
-results/mini_tiny first, see docs/ablation.md):
+runner. Run from the repository root, in four commands of at most three new runs
+(about 1.7-2 h each on the 2-core CPU; rerun any command to resume: finished runs
+are read, not retrained). Restore the baselines and the full recipe's two seeds
+from results/mini_tiny first (docs/ablation.md). Each command names every row
+before it too, so its export holds the whole table so far:
 
   python -m mono_ssl.grid --config=configs/ablation.py --workdir=runs/ablation \
       --config.results_dir=results/ablation \
-      --config.only=supervised,random,full_recipe,no_aug,no_rrc,rrc_min_0.2
-  ... --config.only=supervised,random,full_recipe,no_aug,no_rrc,rrc_min_0.2,rrc_min_0.02,no_affine,no_jitter,no_initial_crop
-  ... (no --config.only: every row, adding the three image rows)
+      --config.only=supervised,random,full_recipe,no_aug,no_rrc
+  ... --config.only=supervised,random,full_recipe,no_aug,no_rrc,rrc_min_0.2,rrc_min_0.02,no_affine
+  ... --config.only=supervised,random,full_recipe,no_aug,no_rrc,rrc_min_0.2,rrc_min_0.02,no_affine,no_jitter,no_initial_crop,image_dragonfly
+  ... (no --config.only: every row, adding image_seeding and image_brushes)
+  python -m mono_ssl.ablation results/ablation   # the two tables and images_conv1.png
 
 Arguments: scale=mini (default)|cpu|paper, probe=tiny_imagenet (default)|cifar10|...
 (as configs/grid.py). Rows:

@@ -10,7 +10,8 @@ holds the tables its JSON renders to: a grid_results.json's top-1 mean +-
 standard error per layer, the fraction of supervision's gain and each layer's
 probe size (`render`); a probe recipe study's recipe.json and curve_spread.json
 (mono_ssl.probe_recipe); a single run's probe_results.json; `curve_points:DIR[,DIR]`,
-`curve_flatness:...` and `curve_cost:...`: the learning curves of the runs under DIR.
+`curve_flatness:...` and `curve_cost:...`: the learning curves of the runs under DIR;
+`ablation:PATH` (a grid_results.json of configs/ablation.py): mono_ssl.ablation's two tables.
 `python -m mono_ssl.results_doc README.md` rewrites every block from its
 JSON; `stale_blocks(README.md)` lists the blocks that differ from their JSON
 (tests/test_results_doc.py runs it on the README and docs/*.md).
@@ -169,6 +170,9 @@ def _rendered(root: Path, rel: str) -> str:
   if rel == "receptive_fields":
     return render_receptive_fields()
   kind, _, dirs = rel.partition(":")  # curve_<kind>:DIR[,DIR...]
+  if kind == "ablation":  # ablation:PATH/grid_results.json (configs/ablation.py's two tables)
+    from mono_ssl.ablation import render_file
+    return render_file(root / dirs)
   if kind in CURVE_BLOCKS:
     return CURVE_BLOCKS[kind]([root / d for d in dirs.split(",")])
   obj = json.loads((root / rel).read_text())

@@ -18,7 +18,7 @@ def test_readme_and_docs_tables_match_their_json(doc):
   for m in blocks:
     if m["path"] == "receptive_fields":
       continue
-    for source in re.sub(r"^curve_(cost|flatness|points):", "", m["path"]).split(","):
+    for source in re.sub(r"^(curve_cost|curve_flatness|curve_points|ablation):", "", m["path"]).split(","):
       assert (path.parent / source).exists(), (doc, m["path"])  # relative to the document
   assert results_doc.stale_blocks(path) == []
 
