@@ -104,6 +104,34 @@ def image_table(grid_results: dict, densities: dict[str, float]) -> str:
   return _table(grid_results, names, extra, "edges")
 
 
+def random_gap_table(grid_results: dict) -> str:
+  """Markdown: each trained row's top-1 minus random init's, per layer, ± the standard error of
+  that difference, sqrt(se_row² + se_random²), where both rows have several seeds; (2σ) marks a
+  difference of at least two of them. This is how the reading asks "back to random init?"."""
+  rows = _rows(grid_results)
+  frac = grid_results.get("fraction_of_supervision", {})
+  baselines = {frac.get("supervised_row", "supervised"), frac.get("random_row", "random")}
+  rand = rows.get(frac.get("random_row", "random"))
+  if rand is None:
+    raise UserInputError(f"no random-init row in this grid_results.json (rows: {', '.join(rows)}); "
+                         "configs/ablation.py's 'random' row is the reference for this table.")
+  layers = [l for l in LAYER_NAMES if l in rows[FULL_ROW]["results"]]
+  lines = ["| | seeds | " + " | ".join(layers) + " |", "|---|---:|" + "---:|" * len(layers)]
+  for n, r in rows.items():
+    if n in baselines:
+      continue
+    cells = []
+    for l in layers:
+      d = r["results"][l]["top1"] - rand["results"][l]["top1"]
+      if r.get("n_seeds", 1) > 1 and rand.get("n_seeds", 1) > 1:
+        se = float(np.hypot(r["se"][l]["top1"], rand["se"][l]["top1"]))
+        cells.append(f"{d:+.1f} ± {se:.1f}" + (" (2σ)" if abs(d) >= 2 * se else ""))
+      else:
+        cells.append(f"{d:+.1f}")
+    lines.append(f"| {r['label']} | {r.get('n_seeds', 1)} | " + " | ".join(cells) + " |")
+  return "\n".join(lines) + "\n"
+
+
 def row_image_spec(row: dict) -> str:
   """The image spec a row trained on ("default" where the config leaves it to the regime)."""
   return row["config"]["data"]["images"] or "default"
@@ -145,7 +173,9 @@ def render(grid_results: dict, densities: dict[str, float]) -> str:
   return ("Augmentation ablation, top-1 (%) per layer; Δ: minus the full recipe; frac: fraction "
           f"of supervision's gain ({title}):\n\n" + augmentation_table(grid_results)
           + "\nWhich image (the full recipe on each photograph; edges: its edge density):\n\n"
-          + image_table(grid_results, densities) + wall)
+          + image_table(grid_results, densities)
+          + "\nDifference from random init, top-1 points (± its standard error where both rows "
+          "have seeds; (2σ): at least two of them):\n\n" + random_gap_table(grid_results) + wall)
 
 
 def plot_images(path: str | Path, grid_results: dict, results_dir: Path) -> int:

@@ -53,6 +53,23 @@ def test_tables_put_each_row_against_the_full_recipe():
   assert _line(img, "full recipe").split("|")[3].strip() == "–"  # no density measured: a dash
 
 
+def test_gap_to_random_init_carries_the_standard_error_of_the_difference():
+  g = _grid()
+  gap = ablation.random_gap_table(g)
+  assert "| supervised |" not in gap and "| random |" not in gap
+  no_aug = _line(gap, "no augmentation").split("|")
+  # 11.0 - 10.0 with se 0.25 each: +1.0 ± 0.35, which is at least 2 of them
+  assert no_aug[3].strip() == "+1.0 ± 0.4 (2σ)"
+  full = _line(gap, "full recipe").split("|")
+  assert full[3].strip() == "+4.0 ± 0.4 (2σ)"
+  g["runs"][3]["results"]["conv1"]["top1"] = 10.5  # +0.5: under two standard errors
+  assert _line(ablation.random_gap_table(g), "no augmentation").split("|")[3].strip() == "+0.5 ± 0.4"
+  assert _line(gap, "no rrc").split("|")[3].strip() == "+2.5"  # one seed: no error to give
+  g["runs"] = [r for r in g["runs"] if r["name"] != "random"]
+  with pytest.raises(UserInputError, match="no random-init row.*full_recipe"):
+    ablation.random_gap_table(g)
+
+
 def test_without_the_full_recipe_row_the_error_names_the_rows():
   g = _grid()
   g["runs"] = [r for r in g["runs"] if r["name"] != "full_recipe"]
