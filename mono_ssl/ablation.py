@@ -178,6 +178,18 @@ def render(grid_results: dict, densities: dict[str, float]) -> str:
           "have seeds; (2σ): at least two of them):\n\n" + random_gap_table(grid_results) + wall)
 
 
+def filters_run(results_dir: Path, row: dict) -> str | None:
+  """The first of a row's seed runs (`<name>`, `<name>_seed1`, ...: mono_ssl.grid.seed_runs)
+  that kept its conv1_filters.npy, or None. Runs restored from results/ keep none, so a row
+  whose seed 0 was restored still shows the filters of a seed trained here."""
+  name = row["name"]
+  for k in range(row.get("n_seeds", 1)):
+    run = name if k == 0 else f"{name}_seed{k}"
+    if (results_dir / run / "conv1_filters.npy").exists():
+      return run
+  return None
+
+
 def plot_images(path: str | Path, grid_results: dict, results_dir: Path) -> int:
   """Each image row's photograph beside its conv1 filters (from <results_dir>/<run>/
   conv1_filters.npy). Returns the number of rows drawn."""
@@ -199,10 +211,12 @@ def plot_images(path: str | Path, grid_results: dict, results_dir: Path) -> int:
     except (UserInputError, ValueError):
       ax_img.text(0.5, 0.5, "(image not on this machine)", ha="center", fontsize=8)
     ax_img.set_title(rows[name]["label"], fontsize=8)
-    filters = results_dir / name / "conv1_filters.npy"
-    if filters.exists():
-      ax_f.imshow(tile_filters(np.load(filters)), interpolation="nearest")
-      ax_f.set_title(f"conv1, conv2 top-1 {rows[name]['results']['conv2']['top1']:.1f}", fontsize=8)
+    run = filters_run(results_dir, rows[name])
+    if run is not None:
+      ax_f.imshow(tile_filters(np.load(results_dir / run / "conv1_filters.npy")),
+                  interpolation="nearest")
+      ax_f.set_title(f"conv1 of {run}; row's conv2 top-1 {rows[name]['results']['conv2']['top1']:.1f}",
+                     fontsize=8)
     else:
       ax_f.text(0.5, 0.5, "(conv1 filters not kept for this run)", ha="center", fontsize=8)
   fig.tight_layout()

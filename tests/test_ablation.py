@@ -109,3 +109,13 @@ def test_cli_writes_densities_tables_and_figure_and_the_doc_block_renders_them(t
                            cwd=REPO, capture_output=True, text=True)
   assert missing.returncode == 2 and "Traceback" not in missing.stderr
   assert "--config.results_dir=" in missing.stderr
+
+
+def test_the_figure_takes_the_first_seed_that_kept_its_conv1_filters(tmp_path):
+  row = _row("full_recipe", "full recipe", 14.0, seeds=4)
+  assert ablation.filters_run(tmp_path, row) is None  # restored runs: no filters anywhere
+  for run in ("full_recipe_seed3", "full_recipe_seed2"):
+    (tmp_path / run).mkdir()
+    np.save(tmp_path / run / "conv1_filters.npy", np.zeros((5, 5, 3, 8)))
+  assert ablation.filters_run(tmp_path, row) == "full_recipe_seed2"
+  assert ablation.filters_run(tmp_path, _row("full_recipe", "full recipe", 14.0, seeds=2)) is None
