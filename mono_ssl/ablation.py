@@ -179,15 +179,13 @@ def render(grid_results: dict, densities: dict[str, float]) -> str:
 
 
 def filters_run(results_dir: Path, row: dict) -> str | None:
-  """The first of a row's seed runs (`<name>`, `<name>_seed1`, ...: mono_ssl.grid.seed_runs)
-  that kept its conv1_filters.npy, or None. Runs restored from results/ keep none, so a row
-  whose seed 0 was restored still shows the filters of a seed trained here."""
-  name = row["name"]
-  for k in range(row.get("n_seeds", 1)):
-    run = name if k == 0 else f"{name}_seed{k}"
-    if (results_dir / run / "conv1_filters.npy").exists():
-      return run
-  return None
+  """The first of a row's seed runs (mono_ssl.grid.seed_run_name) that kept its
+  conv1_filters.npy, or None. Runs restored from results/ keep none, so a row whose seed 0
+  was restored still shows the filters of another seed."""
+  from mono_ssl.grid import seed_run_name
+
+  runs = (seed_run_name(row["name"], k) for k in range(row.get("n_seeds", 1)))
+  return next((r for r in runs if (results_dir / r / "conv1_filters.npy").exists()), None)
 
 
 def plot_images(path: str | Path, grid_results: dict, results_dir: Path) -> int:

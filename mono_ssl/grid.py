@@ -68,12 +68,17 @@ def run_spec(name: str, config: str, arg: str = "", label: str = "",
           "overrides": dict(overrides or {}), "seeds": int(seeds)}
 
 
+def seed_run_name(row: str, seed: int) -> str:
+  """A row's run of one seed: seed 0 in `<row>`, seed k in `<row>_seed<k>`."""
+  return row if seed == 0 else f"{row}_seed{seed}"
+
+
 def seed_runs(grid, spec: dict) -> list[tuple[int, str]]:
-  """(seed, workdir name) of each run of a row: seed 0 in `<name>`, seed k in `<name>_seed<k>`."""
+  """(seed, workdir name) of each run of a row (`seed_run_name`)."""
   n = spec.get("seeds") or grid.seeds
   if n < 1:
     raise UserInputError(f"seeds={n} for row {spec['name']!r} must be >= 1.")
-  return [(k, spec["name"] if k == 0 else f"{spec['name']}_seed{k}") for k in range(n)]
+  return [(k, seed_run_name(spec["name"], k)) for k in range(n)]
 
 
 def check_probe(probe: str) -> None:
