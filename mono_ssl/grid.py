@@ -11,7 +11,9 @@ Tiny-ImageNet). Each run gets its own workdir `<workdir>/<run name>`; a run
 is finished when its probe_results.json exists, so rerunning the command
 resumes an interrupted grid and reruns nothing finished (a finished run
 made by another config is refused, with the differing fields named).
-`--config.only=a,b` runs and reports only the named runs. A run whose loss
+`--config.only=a,b` runs and reports only the named rows; `<row>_seed<k>` names
+one seed's run of a row (`<row>_seed0` its seed 0), e.g. a second seed started on
+another machine or session. A run whose loss
 diverges is listed as failed and the grid goes on (exit status 1); bad
 input (unknown run, probe set or override, missing data) stops it before
 any run with one line.
@@ -119,15 +121,38 @@ def _unique_names(runs: list[dict]) -> list[str]:
   return names
 
 
+def _only(grid) -> list[str]:
+  return [s.strip() for s in grid.only.split(",") if s.strip()]
+
+
+def _seed_selectors(grid) -> dict[str, tuple[str, int]]:
+  """{"<row>_seed<k>": (row, k)} for every seed of every row, seed 0 included."""
+  return {f"{spec['name']}_seed{k}": (spec["name"], k)
+          for spec in grid.runs for k, _ in seed_runs(grid, spec)}
+
+
 def selected_runs(grid) -> list[dict]:
-  """The runs `grid.only` names (all when empty), in the grid's order."""
+  """The rows `grid.only` names, whole or by one seed's run (all when empty), in the grid's order."""
   names = _unique_names(list(grid.runs))
-  only = [s.strip() for s in grid.only.split(",") if s.strip()]
-  unknown = [n for n in only if n not in names]
+  only, seeds = _only(grid), _seed_selectors(grid)
+  unknown = [n for n in only if n not in names and n not in seeds]
   if unknown:
     raise UserInputError(f"only={grid.only!r}: unknown run name(s) {', '.join(unknown)}; "
-                         f"this grid's runs: {', '.join(names)}.")
-  return [r for r in grid.runs if not only or r["name"] in only]
+                         f"this grid's runs: {', '.join(names)} (one seed's run: <row>_seed<k>, "
+                         f"k < its seeds).")
+  rows = {seeds[n][0] if n in seeds else n for n in only}
+  return [r for r in grid.runs if not only or r["name"] in rows]
+
+
+def selected_seed_runs(grid, spec: dict) -> list[tuple[int, str]]:
+  """`seed_runs` of a selected row: all of them, or those `grid.only` names by `<row>_seed<k>`
+  when it does not name the row itself."""
+  runs = seed_runs(grid, spec)
+  only, seeds = _only(grid), _seed_selectors(grid)
+  if not only or spec["name"] in only:
+    return runs
+  chosen = {seeds[n][1] for n in only if n in seeds and seeds[n][0] == spec["name"]}
+  return [(k, n) for k, n in runs if k in chosen]
 
 
 load_config_file = config_lib.load_config_file  # (path, arg): a config file's get_config(arg)
@@ -239,7 +264,7 @@ def run_grid(config, workdir: str | os.PathLike, log: Callable[[str], None] = pr
   # Every run of every row (one per seed), seed-major: every row's seed 0 first, so an
   # interrupted grid has whole seeds. Bad input fails before any run.
   units = sorted(((spec, seed, name, run_config(config, spec, seed))
-                  for spec in specs for seed, name in seed_runs(config, spec)),
+                  for spec in specs for seed, name in selected_seed_runs(config, spec)),
                  key=lambda u: u[1])  # stable: the grid's row order within a seed
   workdir.mkdir(parents=True, exist_ok=True)
   # Finished runs first, before any run: results made by another config are refused now,
@@ -285,7 +310,7 @@ def run_grid(config, workdir: str | os.PathLike, log: Callable[[str], None] = pr
                   "config": json.loads(cfg.to_json()), "conv1": conv1_filters(cfg, sub)}
   rows = []
   for spec in specs:
-    seeds = [done[n] for _, n in seed_runs(config, spec) if n in done]
+    seeds = [done[n] for _, n in selected_seed_runs(config, spec) if n in done]
     if seeds:
       rows.append(aggregate_row(spec, seeds))
   out = write_grid_results(workdir, config, rows, failed)

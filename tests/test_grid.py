@@ -142,6 +142,22 @@ def test_only_restricts_the_runs_and_unknown_names_are_refused(tmp_path):
   assert not any(tmp_path.iterdir())  # refused before anything ran
 
 
+def test_only_names_one_seed_of_a_row_by_its_seed_run():
+  # seeds=3: rotnet_single_seed1 picks that seed alone, _seed0 seed 0 alone, the row name all three.
+  def picked(only):
+    g = tiny_grid(seeds=3, only=only)
+    return {s["name"]: [n for _, n in grid.selected_seed_runs(g, s)] for s in grid.selected_runs(g)}
+  assert picked("rotnet_single_seed1") == {"rotnet_single": ["rotnet_single_seed1"]}
+  assert picked("rotnet_single_seed0,rotnet_single_seed2,scatnet") == {
+      "rotnet_single": ["rotnet_single", "rotnet_single_seed2"],
+      "scatnet": ["scatnet", "scatnet_seed1", "scatnet_seed2"]}
+  assert picked("rotnet_single,rotnet_single_seed1")["rotnet_single"] == [
+      "rotnet_single", "rotnet_single_seed1", "rotnet_single_seed2"]
+  assert picked("") == picked("rotnet_single,scatnet")
+  with pytest.raises(UserInputError, match="unknown run name.*rotnet_single_seed3.*<row>_seed<k>"):
+    grid.selected_runs(tiny_grid(seeds=3, only="rotnet_single_seed3"))
+
+
 @pytest.mark.parametrize("settings,match", [
     ({"probe": "cifar11"}, "probe='cifar11' is not one of"),
     ({"configs_dir": "/nonexistent"}, "no config file"),
