@@ -1,12 +1,15 @@
-r"""BiGAN past its break-even point: Donahue's recipe for 20,000 steps, single image and full data.
+r"""BiGAN past its break-even point: Donahue's recipe for 30,000 steps, single image and full data.
 
-Run (from the repository root; each command resumes; each BiGAN run ~1 h 50 min-2 h 10 min on the 2-core VM,
-335-400 patches/s, measured at 7,500 steps: one run per session, started first):
+Run (from the repository root; each command resumes; each BiGAN run ~80 min on the 2-core VM
+alone, ~830 patches/s, measured 2026-12-05; one or two runs per session, started first):
 
-  python -m mono_ssl.grid --config=configs/bigan_long.py:probe=cifar10 --config.only=random,supervised,bigan_single --workdir=runs/bigan_long --config.results_dir=results/bigan_long
-  python -m mono_ssl.grid --config=configs/bigan_long.py:probe=cifar10 --config.only=bigan_full --workdir=runs/bigan_long --config.results_dir=results/bigan_long
+  python -m mono_ssl.grid --config=configs/bigan_long.py:probe=cifar10 --config.seeds=2 --config.only=random,bigan_single --workdir=runs/bigan_long30 --config.results_dir=results/bigan_long30
+  python -m mono_ssl.grid --config=configs/bigan_long.py:probe=cifar10 --config.only=bigan_full --workdir=runs/bigan_long30 --config.results_dir=results/bigan_long30
 
-Arguments: probe=cifar10 (default) | tiny_imagenet, steps=N (default 20,000),
+(`--config.only=bigan_single_seed1` runs that seed's run alone.) results/bigan_long holds the
+earlier 20,000-step runs (steps=20000).
+
+Arguments: probe=cifar10 (default) | tiny_imagenet, steps=N (default 30,000),
 recipe=donahue (default) | cpu, scale=cpu (default) | mini. Rows: random init,
 supervised (the grid's CPU length) and BiGAN single / full (the probe set's
 train images without labels: the control) for `steps` x 128 patches, with a
@@ -22,7 +25,7 @@ SUPERVISED_STEPS = {"cpu": 4000}  # configs/grid.py's CPU supervised length
 
 
 def get_config(arg: str | None = None):
-  args = config_lib.parse_arg(arg, scale="cpu", probe="cifar10", steps=20_000, recipe="donahue")
+  args = config_lib.parse_arg(arg, scale="cpu", probe="cifar10", steps=30_000, recipe="donahue")
   long = {"train.num_steps": args.steps, "probe.curve_every": CURVE_EVERY,
           "train.sample_every": CURVE_EVERY}
   sup = ({"train.num_steps": SUPERVISED_STEPS[args.scale]} if args.scale in SUPERVISED_STEPS

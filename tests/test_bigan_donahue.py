@@ -43,7 +43,20 @@ def test_recipe_sets_donahues_fields():
                                                                           "linear")
   assert (b.loss_scale, b.decay_gains, b.standardise_codes, b.e_start) == (0.5, False, False, 0.0)
   assert (b.encoder_init_fan_in, b.disc_input, b.gen_z_every_layer) == (4096, "unit", True)
-  assert load_config_file("bigan", "regime=single,scale=cpu").bigan.disc_arch == "joint_mlp"
+  cpu_recipe = load_config_file("bigan", "regime=single,scale=cpu,recipe=cpu")
+  assert cpu_recipe.bigan.disc_arch == "joint_mlp" and cpu_recipe.train.num_steps == 2500
+
+
+def test_default_is_donahues_recipe_run_past_its_dip_with_a_curve():
+  # The default config is the recipe and length the curves support (results/bigan_long30):
+  # the donahue recipe, 30k steps at CPU scale with a curve point every 2,500; paper keeps 100 epochs.
+  for scale in ("cpu", "mini"):
+    c = load_config_file("bigan", f"regime=single,scale={scale}")
+    assert (c.bigan.disc_arch, c.bigan.encoder_head, c.bigan.e_start) == ("donahue", "linear", 0.0)
+    assert c.train.num_steps == 30_000 and c.train.lr_boundaries == ()
+    assert c.probe.curve_every == c.train.sample_every == 2500
+  paper = load_config_file("bigan", "regime=single,scale=paper")
+  assert paper.bigan.disc_arch == "donahue" and paper.train.num_steps > 500_000
   with pytest.raises(UserInputError, match="recipe='donahoe'"):
     load_config_file("bigan", "recipe=donahoe")
   with pytest.raises(UserInputError, match="bigan.disc_arch='mlp'"):

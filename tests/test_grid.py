@@ -205,6 +205,10 @@ def test_grid_config_has_every_method_and_regime_and_the_baselines(probe, side):
   scale = 0.5 if probe == "tiny_imagenet" else 1.0
   assert by_name["rotnet_single"].train.num_steps == round(2500 * scale)
   assert by_name["deepcluster_full"].train.num_steps == round(4000 * scale)
+  # BiGAN keeps its config's length on both probe sets: a cut run would end in its dip.
+  bigan_default = load_config_file("bigan", "regime=single,scale=cpu")
+  assert by_name["bigan_single"].train.num_steps == bigan_default.train.num_steps == 30_000
+  assert by_name["bigan_full"].bigan.disc_arch == "donahue"
   assert by_name["rotnet_single"].aug.patch_size == side * 5 // 4  # 40 px generator patch per 32
 
 
