@@ -202,6 +202,26 @@ def flatness(points: list[dict], tail: float = 0.25, metric: str = "top1") -> di
   return {"from_step": tail_points[0]["step"], "to_step": last, "move": out}
 
 
+def gain_over_init(points: list[dict], layers=("conv1", "conv2"), margin: float = 1.0,
+                   metric: str = "top1") -> dict:
+  """Each layer's curve against its own random init (the step-0 point): {"init": {layer: v},
+  "best": {layer: (gain, step)} (the largest gain and its first step), "first_step": the first
+  step where every one of `layers` is >= `margin` points above its init (None: never)}. The
+  BiGAN issue's target: conv1 and conv2 >= 1 point above init at some step."""
+  points = sorted(points, key=lambda q: q["step"])
+  if not points or points[0]["step"] != 0:
+    raise ValueError("a curve without its step-0 point has no random init to compare with; "
+                     "keep probe.curve_every > 0 from the run's start")
+  init = {l: points[0][l][metric] for l in layers}
+  best = {}
+  for l in layers:
+    gains = [(q[l][metric] - init[l], q["step"]) for q in points[1:] if l in q]
+    best[l] = max(gains, key=lambda g: (g[0], -g[1])) if gains else None
+  first = next((q["step"] for q in points[1:]
+                if all(l in q and q[l][metric] - init[l] >= margin for l in layers)), None)
+  return {"init": init, "best": best, "first_step": first, "last_step": points[-1]["step"]}
+
+
 def curve_layers(points: list[dict]) -> list[str]:
   return [k for k in points[0] if isinstance(points[0][k], dict)] if points else []
 

@@ -10,7 +10,8 @@ holds the tables its JSON renders to: a grid_results.json's top-1 mean +-
 standard error per layer, the fraction of supervision's gain and each layer's
 probe size (`render`); a probe recipe study's recipe.json and curve_spread.json
 (mono_ssl.probe_recipe); a single run's probe_results.json; `curve_points:DIR[,DIR]`,
-`curve_flatness:...` and `curve_cost:...`: the learning curves of the runs under DIR;
+`curve_flatness:...`, `curve_gain:...` (gain over the step-0 init) and `curve_cost:...`:
+the learning curves of the runs under DIR;
 `ablation:PATH` (a grid_results.json of configs/ablation.py): mono_ssl.ablation's two tables.
 `python -m mono_ssl.results_doc README.md` rewrites every block from its
 JSON; `stale_blocks(README.md)` lists the blocks that differ from their JSON
@@ -146,7 +147,29 @@ def render_curve_points(dirs: list[Path]) -> str:
   return "\n".join(out)
 
 
+def render_curve_gain(dirs: list[Path], layers=("conv1", "conv2"), margin: float = 1.0) -> str:
+  """Each trained run's largest gain over its own random init (step 0) at `layers`, and the
+  first step where all of them are >= `margin` points above it (`curves.gain_over_init`)."""
+  from mono_ssl.curves import gain_over_init, read_curve
+  lines = ["| run | steps | " + " | ".join(f"{l} init | {l} best gain (step)" for l in layers)
+           + f" | first step all ≥ +{margin:g} |",
+           "|---|---:|" + "---:|---:|" * len(layers) + "---:|"]
+  for run in _run_dirs(dirs, "probe_curve.jsonl"):
+    points = read_curve(run / "probe_curve.jsonl")
+    if len(points) < 2:
+      continue  # nothing trained (random init: one point at step 0)
+    g = gain_over_init(points, layers, margin)
+    cells = []
+    for l in layers:
+      gain, step = g["best"][l]
+      cells += [f"{g['init'][l]:.1f}", f"{gain:+.1f} ({step:,})"]
+    first = f"{g['first_step']:,}" if g["first_step"] is not None else "never"
+    lines.append(f"| {run.name} | {g['last_step']:,} | " + " | ".join(cells) + f" | {first} |")
+  return "\n".join(lines) + "\n"
+
+
 CURVE_BLOCKS = {"curve_flatness": render_curve_flatness, "curve_points": render_curve_points,
+                "curve_gain": render_curve_gain,
                 "curve_cost": render_curve_cost}
 
 RF_CASES = (("paper", 224), ("mini", 48), ("cpu", 32), ("cpu", 64), ("cpu", 96))

@@ -18,7 +18,7 @@ def test_readme_and_docs_tables_match_their_json(doc):
   for m in blocks:
     if m["path"] == "receptive_fields":
       continue
-    for source in re.sub(r"^(curve_cost|curve_flatness|curve_points|ablation):", "", m["path"]).split(","):
+    for source in re.sub(r"^(curve_cost|curve_flatness|curve_points|curve_gain|ablation):", "", m["path"]).split(","):
       assert (path.parent / source).exists(), (doc, m["path"])  # relative to the document
   assert results_doc.stale_blocks(path) == []
 
@@ -88,3 +88,28 @@ def test_curve_points_table_lists_each_trained_runs_curve(tmp_path):
   assert table.splitlines()[2:] == ["| step | conv1 | conv2 |", "|---:|---:|---:|",
                                     "| 0 (init) | 46.7 | 44.0 |", "| 2,500 | 38.9 | 36.6 |",
                                     "| 20,000 | 49.0 | 47.0 |"]
+
+
+def test_curve_gain_finds_the_first_step_both_layers_clear_their_init(tmp_path):
+  from mono_ssl.curves import gain_over_init
+
+  def pts(rows):  # (step, conv1, conv2), written out of order: the table is by step
+    return [{"step": s, "conv1": {"top1": a}, "conv2": {"top1": b}} for s, a, b in reversed(rows)]
+  # conv1 clears +1 at 5,000 but conv2 only at 10,000; conv1's best is +2.0, first reached at 7,500.
+  curve = pts([(0, 40.0, 30.0), (2500, 35.0, 25.0), (5000, 41.5, 30.5), (7500, 42.0, 30.9),
+               (10000, 42.0, 31.0), (12500, 39.0, 29.0)])
+  g = gain_over_init(curve)
+  assert g["init"] == {"conv1": 40.0, "conv2": 30.0} and g["last_step"] == 12500
+  assert g["best"]["conv1"] == (2.0, 7500) and g["best"]["conv2"] == (1.0, 10000)
+  assert g["first_step"] == 10000
+  assert gain_over_init(curve, margin=1.5)["first_step"] is None  # conv2 never +1.5
+  assert gain_over_init(curve, layers=("conv1",))["first_step"] == 5000
+  with pytest.raises(ValueError, match="step-0 point"):
+    gain_over_init(curve[:-1])  # reversed: the last entry is step 0
+  for name, rows in (("bigan_single_seed1", [(0, 40.0, 30.0), (2500, 38.0, 29.6)]),
+                     ("random", [(0, 40.0, 30.0)])):
+    (tmp_path / name).mkdir()
+    (tmp_path / name / "probe_curve.jsonl").write_text("".join(json.dumps(p) + "\n" for p in pts(rows)))
+  table = results_doc.render_curve_gain([tmp_path]).splitlines()
+  assert len(table) == 3  # the header, its rule and one trained run (random has one point)
+  assert table[2] == "| bigan_single_seed1 | 2,500 | 40.0 | -2.0 (2,500) | 30.0 | -0.4 (2,500) | never |"
