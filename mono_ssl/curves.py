@@ -265,3 +265,36 @@ def plot_curves(path: Path, curves: dict[str, list[dict]], title: str) -> None:
   fig.suptitle(title, fontsize=10)
   fig.tight_layout()
   fig.savefig(path, dpi=110)
+
+
+def gain_series(points: list[dict], layer: str, metric: str = "top1") -> tuple[list[int], list[float]]:
+  """(steps, gain over the step-0 point) of one layer's curve, by step: 0 at step 0."""
+  points = sorted((p for p in points if layer in p), key=lambda q: q["step"])
+  if not points or points[0]["step"] != 0:
+    raise ValueError(f"{layer}: a curve without its step-0 point has no random init to compare with")
+  init = points[0][layer][metric]
+  return [p["step"] for p in points], [p[layer][metric] - init for p in points]
+
+
+def plot_gain_over_init(path: Path, curves: dict[str, list[dict]], title: str,
+                        layers=("conv1", "conv2"), margin: float = 1.0) -> None:
+  """One panel per layer: each run's ({label: points}) top-1 minus its own random init (the
+  step-0 point) against step, with 0 and +`margin` marked (the BiGAN issue's target line)."""
+  from matplotlib.figure import Figure
+
+  fig = Figure(figsize=(4.2 * len(layers), 3.4))
+  axes = fig.subplots(1, len(layers), squeeze=False, sharey=True)[0]
+  for ax, layer in zip(axes, layers):
+    for label, points in curves.items():
+      steps, gains = gain_series(points, layer)
+      ax.plot(steps, gains, marker="o", ms=3, label=label)
+    ax.axhline(0, color="k", lw=0.8)
+    ax.axhline(margin, color="k", lw=0.8, ls="--")
+    ax.set_xlabel("pretraining step")
+    ax.set_title(f"{layer}: top-1 − its random init (points; dashed +{margin:g})", fontsize=8)
+    ax.grid(alpha=0.3)
+  axes[0].set_ylabel("gain over init (points)")
+  axes[0].legend(fontsize=7)
+  fig.suptitle(title, fontsize=9)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)

@@ -30,7 +30,8 @@ config, wall time and images/s, and the fraction of supervision's gain
 (the paper's table layout, best of each column in bold, and the fractions),
 grid_layers.png (top-1 against depth), conv1_filters.png (each trunk's
 conv1 filters), grid_fraction.png (the fractions per layer, 1.0 marked) and
-grid_curves.png (each row's learning curve, side by side). With
+grid_curves.png (each row's learning curve, side by side) and grid_gain.png (every
+seed's conv1 / conv2 curve minus its own step-0 random init). With
 `results_dir` set, those and each run's small files (probe results,
 learning curve, metrics, config; never checkpoints) are copied there, e.g.
 into the repository's results/<grid name>/.
@@ -373,7 +374,7 @@ RUN_OUTPUTS = ("probe_results.json", "probe_results.md", curves.CURVE_FILE, curv
                "clusters.png",  # DeepCluster's NMI and cluster sizes
                "gan_curves.png")  # BiGAN's D accuracy and losses
 GRID_OUTPUTS = ("grid_results.json", "grid_results.md", "grid_layers.png", "conv1_filters.png",
-                "grid_fraction.png", "grid_curves.png")
+                "grid_fraction.png", "grid_curves.png", "grid_gain.png")
 
 
 def run_output_files(run_dir: Path) -> list[Path]:
@@ -478,6 +479,14 @@ def write_grid_results(workdir: Path, config, rows: list[dict], failed: list[dic
                 if r.get("seeds") and len(r["seeds"][0]["curve"]) > 1}
   if run_curves:
     curves.plot_curves(workdir / "grid_curves.png", run_curves, f"learning curves ({title})")
+  # Every seed's conv1/conv2 gain over its own step-0 init (the BiGAN issue's target, +1 marked).
+  gain_curves = {f"{r['label']} seed {run['seed']}": run["curve"] for r in rows
+                 for run in r.get("seeds", []) if len(run.get("curve") or []) > 1
+                 and run["curve"][0]["step"] == 0
+                 and all(l in run["curve"][0] for l in ("conv1", "conv2"))}
+  if gain_curves:
+    curves.plot_gain_over_init(workdir / "grid_gain.png", gain_curves,
+                               f"gain over each run's random init ({title})")
   return out
 
 

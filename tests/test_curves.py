@@ -132,3 +132,16 @@ def test_curve_settings_changed_on_a_finished_run_reprobe_nothing(tmp_path):
   assert (tmp_path / "probe_trained.json").exists() and not logs  # nothing archived or said
   with pytest.raises(UserInputError, match="probe.lr"):  # a probe field still counts
     train.check_workdir(tiny_config(**{**CURVE, "probe.lr": 0.5, "train.num_steps": 9}), tmp_path)
+
+
+def test_gain_over_init_series_and_figure(tmp_path):
+  # Out of order on purpose: the series is by step and its init is the step-0 point.
+  pts = [{"step": 10, "conv1": {"top1": 13.0}, "conv2": {"top1": 9.0}},
+         {"step": 0, "conv1": {"top1": 10.0}, "conv2": {"top1": 10.0}},
+         {"step": 5, "conv1": {"top1": 8.5}, "conv2": {"top1": 10.5}}]
+  assert curves.gain_series(pts, "conv1") == ([0, 5, 10], [0.0, -1.5, 3.0])
+  assert curves.gain_series(pts, "conv2") == ([0, 5, 10], [0.0, 0.5, -1.0])
+  with pytest.raises(ValueError, match="conv1: a curve without its step-0 point"):
+    curves.gain_series(pts[:1], "conv1")
+  curves.plot_gain_over_init(tmp_path / "g.png", {"seed 0": pts, "seed 1": pts[::-1]}, "t")
+  assert (tmp_path / "g.png").stat().st_size > 0

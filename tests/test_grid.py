@@ -315,7 +315,8 @@ def test_seeds_are_averaged_with_standard_errors_and_fractions_and_results_expor
   md = (tmp_path / "runs" / "grid_results.md").read_text()
   assert "| random | 2 |" in md and " ± " in md and "Fraction of supervision" in md
   dest = tmp_path / "results" / "seeds"
-  for name in ("grid_results.json", "grid_results.md", "grid_fraction.png", "grid_curves.png"):
+  for name in ("grid_results.json", "grid_results.md", "grid_fraction.png", "grid_curves.png",
+               "grid_gain.png"):
     assert (dest / name).stat().st_size > 0, name
   for run in ("random", "random_seed1", "supervised", "rotnet_single"):
     assert (dest / run / "probe_results.json").exists(), run
