@@ -139,14 +139,21 @@ def _plot_per_layer(path, rows: dict[str, dict], layers, title: str, ylabel: str
 
 
 def tile_filters(kernel, cols: int | None = None, pad: int = 1):
-  """(k, k, 3 or 1, C) conv kernel -> one RGB image of its C filters in a grid.
+  """(k, k, 3, 2 or 1, C) conv kernel -> one RGB image of its C filters in a grid.
 
   Each filter is scaled to [0, 1] on its own (the usual way to show conv1),
-  so its colours and orientation show whatever its norm.
+  so its colours and orientation show whatever its norm. A 1-channel kernel is
+  shown grey; a 2-channel one (behind DeepCluster's Sobel front end: the x and y
+  gradients) with x in red and y in green.
   """
   w = np.asarray(kernel, np.float32)
+  if w.ndim != 4 or w.shape[2] not in (1, 2, 3):
+    raise ValueError(f"conv kernel of shape {w.shape}: expected (k, k, 1|2|3, C)")
   if w.shape[2] == 1:
     w = np.repeat(w, 3, axis=2)
+  elif w.shape[2] == 2:  # Sobel's (gx, gy) -> (red, green); blue at each filter's own minimum (0 once scaled)
+    w = np.concatenate([w, np.broadcast_to(w.min(axis=(0, 1, 2), keepdims=True), w[:, :, :1].shape)],
+                       axis=2)
   k, _, _, c = w.shape
   cols = cols or int(np.ceil(np.sqrt(c)))
   rows = int(np.ceil(c / cols))
