@@ -168,9 +168,47 @@ def render_curve_gain(dirs: list[Path], layers=("conv1", "conv2"), margin: float
   return "\n".join(lines) + "\n"
 
 
+GAN_GAME_ROWS = (("d_loss", "D loss", 3), ("g_loss", "G and E loss", 3),
+                 ("d_acc_real", "D accuracy, real pairs", 2),
+                 ("d_acc_fake", "D accuracy, generated pairs", 2),
+                 ("e_code_std", "E's code std (prior 0.577)", 2))
+
+
+def render_gan_game(dirs: list[Path], stretch: int = 2500) -> str:
+  """D's game in each BiGAN run under `dirs`: the mean of each logged metric (GAN_GAME_ROWS)
+  over every `stretch` steps of its metrics.jsonl (a step s > 0 counts in the stretch ending at
+  or after it, so 0-2.5k holds steps 1..2,500), one table a run."""
+  from mono_ssl.report import read_jsonl
+  out = []
+  for run in _run_dirs(dirs, "metrics.jsonl"):
+    recs = [r for r in read_jsonl(run / "metrics.jsonl", "d_loss") if r.get("step", 0) > 0]
+    if not recs:
+      continue  # not a BiGAN run
+    bins: dict[int, list[dict]] = {}
+    for r in recs:
+      bins.setdefault((r["step"] - 1) // stretch, []).append(r)
+    keys = sorted(bins)
+    head = [f"{_k(b * stretch)}-{_k((b + 1) * stretch)}" for b in keys]
+    lines = [f"{run.name}, means over each {stretch:,}-step stretch of its logged steps:\n",
+             "| steps | " + " | ".join(head) + " |", "|---|" + "---:|" * len(keys)]
+    for metric, label, digits in GAN_GAME_ROWS:
+      cells = []
+      for b in keys:
+        vals = [r[metric] for r in bins[b] if metric in r]
+        cells.append(f"{sum(vals) / len(vals):.{digits}f}" if vals else "–")
+      lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    out.append("\n".join(lines) + "\n")
+  return "\n".join(out)
+
+
+def _k(step: int) -> str:
+  """2500 -> '2.5k', 20000 -> '20k', 0 -> '0'."""
+  return f"{step / 1000:g}k" if step else "0"
+
+
 CURVE_BLOCKS = {"curve_flatness": render_curve_flatness, "curve_points": render_curve_points,
                 "curve_gain": render_curve_gain,
-                "curve_cost": render_curve_cost}
+                "curve_cost": render_curve_cost, "gan_game": render_gan_game}
 
 RF_CASES = (("paper", 224), ("mini", 48), ("cpu", 32), ("cpu", 64), ("cpu", 96))
 

@@ -18,7 +18,8 @@ def test_readme_and_docs_tables_match_their_json(doc):
   for m in blocks:
     if m["path"] == "receptive_fields":
       continue
-    for source in re.sub(r"^(curve_cost|curve_flatness|curve_points|curve_gain|ablation):", "", m["path"]).split(","):
+    prefixes = "|".join([*results_doc.CURVE_BLOCKS, "ablation"])
+    for source in re.sub(rf"^({prefixes}):", "", m["path"]).split(","):
       assert (path.parent / source).exists(), (doc, m["path"])  # relative to the document
   assert results_doc.stale_blocks(path) == []
 
@@ -113,3 +114,26 @@ def test_curve_gain_finds_the_first_step_both_layers_clear_their_init(tmp_path):
   table = results_doc.render_curve_gain([tmp_path]).splitlines()
   assert len(table) == 3  # the header, its rule and one trained run (random has one point)
   assert table[2] == "| bigan_single_seed1 | 2,500 | 40.0 | -2.0 (2,500) | 30.0 | -0.4 (2,500) | never |"
+
+
+def test_gan_game_means_each_stretch_of_a_bigan_runs_metrics(tmp_path):
+  run = tmp_path / "bigan_single"
+  run.mkdir()
+  # Steps 50..5000 every 50 (a step counts in the stretch ending at or after it); D loss is
+  # 0.5 up to step 2,500 and 0.7 after; a probe-only record and a torn line are skipped.
+  recs = [{"step": s, "d_loss": 0.5 if s <= 2500 else 0.7, "g_loss": s / 1000,
+           "d_acc_real": 0.6, "d_acc_fake": 0.4, "e_code_std": 0.58} for s in range(50, 5001, 50)]
+  lines = [json.dumps(r) for r in recs] + [json.dumps({"step": 0, "probe": 1}), '{"step": 51']
+  (run / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+  (tmp_path / "random").mkdir()  # a run without D's metrics gets no table
+  (tmp_path / "random" / "metrics.jsonl").write_text(json.dumps({"step": 10, "loss": 1.0}) + "\n")
+  table = results_doc.render_gan_game([tmp_path]).strip().splitlines()
+  assert table[0].startswith("bigan_single,") and "random" not in "".join(table)
+  assert table[2] == "| steps | 0-2.5k | 2.5k-5k |"
+  assert table[4] == "| D loss | 0.500 | 0.700 |"
+  # g_loss means: steps 50..2500 -> 1.275, 2550..5000 -> 3.775
+  assert table[5] == "| G and E loss | 1.275 | 3.775 |"
+  assert table[6:] == ["| D accuracy, real pairs | 0.60 | 0.60 |",
+                       "| D accuracy, generated pairs | 0.40 | 0.40 |",
+                       "| E's code std (prior 0.577) | 0.58 | 0.58 |"]
+  assert results_doc._rendered(tmp_path, "gan_game:bigan_single") == results_doc.render_gan_game([run])
