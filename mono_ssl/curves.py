@@ -298,3 +298,51 @@ def plot_gain_over_init(path: Path, curves: dict[str, list[dict]], title: str,
   fig.suptitle(title, fontsize=9)
   fig.tight_layout()
   fig.savefig(path, dpi=110)
+
+
+USAGE = ("python -m mono_ssl.curves gain OUT.png RUN_DIR [RUN_DIR ...] [--title T] "
+         "[--margin M]  (each RUN_DIR holding a probe_curve.jsonl that starts at step 0)")
+
+
+def main(argv: list[str]) -> int:
+  """`gain OUT.png RUN_DIR...`: the runs' conv1 / conv2 curves against their own step-0 init in
+  one figure (plot_gain_over_init), each labelled by its last two path parts, e.g. runs of
+  several grids side by side. A bad argument gets one line and exit 2; nothing is written."""
+  import argparse
+  import sys
+
+  parser = argparse.ArgumentParser(prog="python -m mono_ssl.curves", usage=USAGE, add_help=True)
+  parser.add_argument("command", choices=["gain"])
+  parser.add_argument("out")
+  parser.add_argument("runs", nargs="+")
+  parser.add_argument("--title", default="learning curves against each run's random init")
+  parser.add_argument("--margin", type=float, default=1.0)
+  try:
+    args = parser.parse_args(argv)
+  except SystemExit as e:  # argparse has printed its own one-line error
+    return int(e.code or 0)
+  out = Path(args.out)
+  try:
+    if out.suffix != ".png":
+      raise UserInputError(f"OUT={args.out!r} is not a .png path; name the figure file, e.g. gain.png")
+    if not out.parent.is_dir():
+      raise UserInputError(f"OUT={args.out!r}: folder {str(out.parent)!r} does not exist; create it first")
+    curves = {}
+    for run in map(Path, args.runs):
+      points = read_curve(run / CURVE_FILE)
+      if len(points) < 2 or points[0]["step"] != 0:
+        raise UserInputError(f"RUN_DIR={str(run)!r} has no {CURVE_FILE} from step 0 onwards "
+                             f"({len(points)} point(s)); pass folders of trained runs made "
+                             "with probe.curve_every > 0")
+      curves[f"{run.parent.name}/{run.name}"] = points
+    plot_gain_over_init(out, curves, args.title, margin=args.margin)
+  except UserInputError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  print(f"wrote {out}")
+  return 0
+
+
+if __name__ == "__main__":
+  import sys
+  sys.exit(main(sys.argv[1:]))

@@ -1,6 +1,7 @@
 """Learning curves: points at the scheduled steps, equal to a separate probe of that step's
 checkpoint, resumed with the run, drawn; the validation split never overlaps what it is scored on."""
 import json
+import re
 
 import numpy as np
 import pytest
@@ -145,3 +146,25 @@ def test_gain_over_init_series_and_figure(tmp_path):
     curves.gain_series(pts[:1], "conv1")
   curves.plot_gain_over_init(tmp_path / "g.png", {"seed 0": pts, "seed 1": pts[::-1]}, "t")
   assert (tmp_path / "g.png").stat().st_size > 0
+
+
+def test_gain_cli_draws_runs_of_several_grids_and_refuses_bad_input_in_one_line(tmp_path, capsys):
+  pts = [{"step": s, "conv1": {"top1": 40.0 + s / 1000}, "conv2": {"top1": 30.0}} for s in (0, 2500, 5000)]
+  for grid_name, run in (("long20", "bigan_single"), ("long30", "bigan_single_seed1")):
+    (tmp_path / grid_name / run).mkdir(parents=True)
+    (tmp_path / grid_name / run / curves.CURVE_FILE).write_text("".join(json.dumps(p) + "\n" for p in pts))
+  (tmp_path / "long20" / "random").mkdir()  # an untrained run: one point at step 0
+  (tmp_path / "long20" / "random" / curves.CURVE_FILE).write_text(json.dumps(pts[0]) + "\n")
+  runs = [str(tmp_path / "long20" / "bigan_single"), str(tmp_path / "long30" / "bigan_single_seed1")]
+  assert curves.main(["gain", str(tmp_path / "g.png"), *runs]) == 0
+  assert (tmp_path / "g.png").stat().st_size > 0
+  bad = [(["gain", str(tmp_path / "g.jpg"), *runs], "is not a .png path"),
+         (["gain", str(tmp_path / "no" / "g.png"), *runs], "does not exist; create it first"),
+         (["gain", str(tmp_path / "h.png"), str(tmp_path / "long20" / "random")], r"\(1 point\(s\)\)"),
+         (["gain", str(tmp_path / "h.png"), str(tmp_path / "missing")], "no probe_curve.jsonl")]
+  capsys.readouterr()
+  for argv, message in bad:
+    assert curves.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and re.search(message, err), err
+  assert not (tmp_path / "h.png").exists() and not (tmp_path / "g.jpg").exists()  # nothing written
