@@ -15,6 +15,7 @@ makes the rest. Given a step's trunk, a point equals
 """
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import time
@@ -271,7 +272,8 @@ def gain_series(points: list[dict], layer: str, metric: str = "top1") -> tuple[l
   """(steps, gain over the step-0 point) of one layer's curve, by step: 0 at step 0."""
   points = sorted((p for p in points if layer in p), key=lambda q: q["step"])
   if not points or points[0]["step"] != 0:
-    raise ValueError(f"{layer}: a curve without its step-0 point has no random init to compare with")
+    raise ValueError(f"{layer}: a curve without its step-0 point has no random init to compare "
+                     "with; keep probe.curve_every > 0 from the run's start")
   init = points[0][layer][metric]
   return [p["step"] for p in points], [p[layer][metric] - init for p in points]
 
@@ -300,18 +302,55 @@ def plot_gain_over_init(path: Path, curves: dict[str, list[dict]], title: str,
   fig.savefig(path, dpi=110)
 
 
+
 USAGE = ("python -m mono_ssl.curves gain OUT.png RUN_DIR [RUN_DIR ...] [--title T] "
          "[--margin M]  (each RUN_DIR holding a probe_curve.jsonl that starts at step 0)")
+GAIN_LAYERS = ("conv1", "conv2")
+
+
+def _gain_curves(run_dirs: list[str]) -> dict[str, list[dict]]:
+  """{label: points} of the CLI's run folders, labelled by their last two path parts; a
+  folder that is missing, untrained, without conv1/conv2 at step 0 or repeated is refused."""
+  curves: dict[str, list[dict]] = {}
+  for run in map(Path, run_dirs):
+    if not run.is_dir():
+      raise UserInputError(f"RUN_DIR={str(run)!r} does not exist; pass a run's folder")
+    try:
+      points = read_curve(run / CURVE_FILE)
+    except (json.JSONDecodeError, KeyError) as e:
+      raise UserInputError(f"RUN_DIR={str(run)!r}: its {CURVE_FILE} does not parse ({e}); "
+                           "pass a folder written by mono_ssl") from None
+    if len(points) < 2 or points[0]["step"] != 0:
+      raise UserInputError(f"RUN_DIR={str(run)!r} has no {CURVE_FILE} from step 0 onwards "
+                           f"({len(points)} point(s)); pass folders of trained runs made "
+                           "with probe.curve_every > 0")
+    missing = [l for l in GAIN_LAYERS if l not in points[0]]
+    if missing:
+      raise UserInputError(f"RUN_DIR={str(run)!r}: its step-0 point has no {', '.join(missing)}; "
+                           "pass runs of a trunk with conv1 and conv2")
+    resolved = run.resolve()
+    label = f"{resolved.parent.name}/{resolved.name}"
+    if label in curves:
+      raise UserInputError(f"RUN_DIR={str(run)!r}: a second run labelled {label!r}; pass each "
+                           "run once (runs of two grids need differently named grid folders)")
+    curves[label] = points
+  return curves
+
+
+class _OneLineParser(argparse.ArgumentParser):
+  """argparse whose errors raise UserInputError (one line) instead of printing usage + error."""
+
+  def error(self, message):
+    raise UserInputError(f"{message}; usage: {USAGE}")
 
 
 def main(argv: list[str]) -> int:
   """`gain OUT.png RUN_DIR...`: the runs' conv1 / conv2 curves against their own step-0 init in
   one figure (plot_gain_over_init), each labelled by its last two path parts, e.g. runs of
   several grids side by side. A bad argument gets one line and exit 2; nothing is written."""
-  import argparse
   import sys
 
-  parser = argparse.ArgumentParser(prog="python -m mono_ssl.curves", usage=USAGE, add_help=True)
+  parser = _OneLineParser(prog="python -m mono_ssl.curves", usage=USAGE)
   parser.add_argument("command", choices=["gain"])
   parser.add_argument("out")
   parser.add_argument("runs", nargs="+")
@@ -319,23 +358,13 @@ def main(argv: list[str]) -> int:
   parser.add_argument("--margin", type=float, default=1.0)
   try:
     args = parser.parse_args(argv)
-  except SystemExit as e:  # argparse has printed its own one-line error
-    return int(e.code or 0)
-  out = Path(args.out)
-  try:
+    out = Path(args.out)
     if out.suffix != ".png":
       raise UserInputError(f"OUT={args.out!r} is not a .png path; name the figure file, e.g. gain.png")
     if not out.parent.is_dir():
       raise UserInputError(f"OUT={args.out!r}: folder {str(out.parent)!r} does not exist; create it first")
-    curves = {}
-    for run in map(Path, args.runs):
-      points = read_curve(run / CURVE_FILE)
-      if len(points) < 2 or points[0]["step"] != 0:
-        raise UserInputError(f"RUN_DIR={str(run)!r} has no {CURVE_FILE} from step 0 onwards "
-                             f"({len(points)} point(s)); pass folders of trained runs made "
-                             "with probe.curve_every > 0")
-      curves[f"{run.parent.name}/{run.name}"] = points
-    plot_gain_over_init(out, curves, args.title, margin=args.margin)
+    curves = _gain_curves(args.runs)
+    plot_gain_over_init(out, curves, args.title, layers=GAIN_LAYERS, margin=args.margin)
   except UserInputError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2

@@ -438,8 +438,9 @@ def fraction_table(rows: list[dict], fractions: dict, layers, supervised: str, r
 
 def write_grid_results(workdir: Path, config, rows: list[dict], failed: list[dict]) -> dict:
   """grid_results.{json,md}, grid_layers.png, conv1_filters.png, and where the grid has them
-  grid_fraction.png (the fraction of supervision per layer) and grid_curves.png (each row's
-  seed-0 learning curve), from the rows (`aggregate_row`)."""
+  grid_fraction.png (the fraction of supervision per layer), grid_curves.png (each row's
+  seed-0 learning curve) and grid_gain.png (every seed's conv1 / conv2 curve against its own
+  step-0 init), from the rows (`aggregate_row`)."""
   title = config.title or f"scale {config.scale}: linear probes on {config.probe}"
   fractions = supervision_fractions(rows, config.supervised_row, config.random_row)
   out = {"title": title, "scale": config.scale, "probe": config.probe, "layers": list(LAYER_NAMES),

@@ -139,7 +139,7 @@ def _plot_per_layer(path, rows: dict[str, dict], layers, title: str, ylabel: str
 
 
 def tile_filters(kernel, cols: int | None = None, pad: int = 1):
-  """(k, k, 3, 2 or 1, C) conv kernel -> one RGB image of its C filters in a grid.
+  """(k, k, 1|2|3, C) conv kernel -> one RGB image of its C filters in a grid.
 
   Each filter is scaled to [0, 1] on its own (the usual way to show conv1),
   so its colours and orientation show whatever its norm. A 1-channel kernel is
@@ -167,7 +167,7 @@ def tile_filters(kernel, cols: int | None = None, pad: int = 1):
 
 
 def plot_filters(path: str | os.PathLike, panels: dict, title: str) -> None:
-  """One panel per trunk: {name: (k, k, 3, C) kernel} -> a figure of tiled filters."""
+  """One panel per trunk: {name: (k, k, 1|2|3, C) kernel} -> a figure of tiled filters."""
   from matplotlib.figure import Figure
 
   n = max(len(panels), 1)

@@ -179,6 +179,8 @@ def render_gan_game(dirs: list[Path], stretch: int = 2500) -> str:
   over every `stretch` steps of its metrics.jsonl (a step s > 0 counts in the stretch ending at
   or after it, so 0-2.5k holds steps 1..2,500), one table a run."""
   from mono_ssl.report import read_jsonl
+  if stretch <= 0:
+    raise ValueError(f"stretch={stretch}: a stretch of steps must be positive")
   out = []
   for run in _run_dirs(dirs, "metrics.jsonl"):
     recs = [r for r in read_jsonl(run / "metrics.jsonl", "d_loss") if r.get("step", 0) > 0]
@@ -188,7 +190,8 @@ def render_gan_game(dirs: list[Path], stretch: int = 2500) -> str:
     for r in recs:
       bins.setdefault((r["step"] - 1) // stretch, []).append(r)
     keys = sorted(bins)
-    head = [f"{_k(b * stretch)}-{_k((b + 1) * stretch)}" for b in keys]
+    last = max(r["step"] for r in recs)  # a run may end inside its last stretch
+    head = [f"{_k(b * stretch)}-{_k(min((b + 1) * stretch, last))}" for b in keys]
     lines = [f"{run.name}, means over each {stretch:,}-step stretch of its logged steps:\n",
              "| steps | " + " | ".join(head) + " |", "|---|" + "---:|" * len(keys)]
     for metric, label, digits in GAN_GAME_ROWS:

@@ -161,7 +161,14 @@ def test_gain_cli_draws_runs_of_several_grids_and_refuses_bad_input_in_one_line(
   bad = [(["gain", str(tmp_path / "g.jpg"), *runs], "is not a .png path"),
          (["gain", str(tmp_path / "no" / "g.png"), *runs], "does not exist; create it first"),
          (["gain", str(tmp_path / "h.png"), str(tmp_path / "long20" / "random")], r"\(1 point\(s\)\)"),
-         (["gain", str(tmp_path / "h.png"), str(tmp_path / "missing")], "no probe_curve.jsonl")]
+         (["gain", str(tmp_path / "h.png"), str(tmp_path / "missing")], "does not exist"),
+         (["gain", str(tmp_path / "h.png"), runs[0], runs[0]], "a second run labelled 'long20/bigan_single'"),
+         (["gain", str(tmp_path / "h.png")], "required: runs; usage: "),
+         (["gian", str(tmp_path / "h.png"), runs[0]], "invalid choice: 'gian'")]
+  (tmp_path / "long20" / "rotnet").mkdir()  # a trunk without conv2 at step 0
+  (tmp_path / "long20" / "rotnet" / curves.CURVE_FILE).write_text(
+      "".join(json.dumps({"step": s, "conv1": {"top1": 1.0}}) + "\n" for s in (0, 10)))
+  bad.append((["gain", str(tmp_path / "h.png"), str(tmp_path / "long20" / "rotnet")], "has no conv2"))
   capsys.readouterr()
   for argv, message in bad:
     assert curves.main(argv) == 2

@@ -137,3 +137,8 @@ def test_gan_game_means_each_stretch_of_a_bigan_runs_metrics(tmp_path):
                        "| D accuracy, generated pairs | 0.40 | 0.40 |",
                        "| E's code std (prior 0.577) | 0.58 | 0.58 |"]
   assert results_doc._rendered(tmp_path, "gan_game:bigan_single") == results_doc.render_gan_game([run])
+  # A run that stops inside a stretch is headed by its last step; a stretch must be positive.
+  (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs[:80]))  # to 4,000
+  assert "| steps | 0-2.5k | 2.5k-4k |" in results_doc.render_gan_game([run])
+  with pytest.raises(ValueError, match="stretch=0"):
+    results_doc.render_gan_game([run], stretch=0)
