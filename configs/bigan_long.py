@@ -1,13 +1,15 @@
 r"""BiGAN past its break-even point: Donahue's recipe for 30,000 steps, single image and full data.
 
-Run (from the repository root; each command resumes; each BiGAN run ~80 min on the 2-core VM
-alone, ~830 patches/s, measured 2026-12-05; one or two runs per session, started first):
+Run (from the repository root; each command resumes; each BiGAN run 80-105 min on the 2-core
+VM alone, 830 patches/s on 2026-12-05's VM and 610 on 2026-12-06's; one run per session,
+started first):
 
   python -m mono_ssl.grid --config=configs/bigan_long.py:probe=cifar10 --config.seeds=2 --config.only=random,bigan_single --workdir=runs/bigan_long30 --config.results_dir=results/bigan_long30
   python -m mono_ssl.grid --config=configs/bigan_long.py:probe=cifar10 --config.only=bigan_full --workdir=runs/bigan_long30 --config.results_dir=results/bigan_long30
 
 (`--config.only=bigan_single_seed1` runs that seed's run alone.) results/bigan_long holds the
-earlier 20,000-step runs (steps=20000).
+earlier 20,000-step runs (steps=20000: single seed 0 and full data), results/bigan_long30 the
+30,000-step single-image seed 1 with the 20k grid's random and supervised rows; docs/bigan.md.
 
 Arguments: probe=cifar10 (default) | tiny_imagenet, steps=N (default 30,000),
 recipe=donahue (default) | cpu, scale=cpu (default) | mini. Rows: random init,
