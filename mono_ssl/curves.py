@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -271,10 +272,7 @@ def plot_curves(path: Path, curves: dict[str, list[dict]], title: str) -> None:
 def gain_series(points: list[dict], layer: str, metric: str = "top1") -> tuple[list[int], list[float]]:
   """(steps, gain over the step-0 point) of one layer's curve, by step: 0 at step 0."""
   points = sorted((p for p in points if layer in p), key=lambda q: q["step"])
-  if not points or points[0]["step"] != 0:
-    raise ValueError(f"{layer}: a curve without its step-0 point has no random init to compare "
-                     "with; keep probe.curve_every > 0 from the run's start")
-  init = points[0][layer][metric]
+  init = gain_over_init(points, (layer,), metric=metric)["init"][layer]  # checks the step-0 point
   return [p["step"] for p in points], [p[layer][metric] - init for p in points]
 
 
@@ -348,8 +346,6 @@ def main(argv: list[str]) -> int:
   """`gain OUT.png RUN_DIR...`: the runs' conv1 / conv2 curves against their own step-0 init in
   one figure (plot_gain_over_init), each labelled by its last two path parts, e.g. runs of
   several grids side by side. A bad argument gets one line and exit 2; nothing is written."""
-  import sys
-
   parser = _OneLineParser(prog="python -m mono_ssl.curves", usage=USAGE)
   parser.add_argument("command", choices=["gain"])
   parser.add_argument("out")
@@ -373,5 +369,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-  import sys
   sys.exit(main(sys.argv[1:]))

@@ -142,7 +142,7 @@ def test_gain_over_init_series_and_figure(tmp_path):
          {"step": 5, "conv1": {"top1": 8.5}, "conv2": {"top1": 10.5}}]
   assert curves.gain_series(pts, "conv1") == ([0, 5, 10], [0.0, -1.5, 3.0])
   assert curves.gain_series(pts, "conv2") == ([0, 5, 10], [0.0, 0.5, -1.0])
-  with pytest.raises(ValueError, match="conv1: a curve without its step-0 point"):
+  with pytest.raises(ValueError, match="a curve without its step-0 point"):
     curves.gain_series(pts[:1], "conv1")
   curves.plot_gain_over_init(tmp_path / "g.png", {"seed 0": pts, "seed 1": pts[::-1]}, "t")
   assert (tmp_path / "g.png").stat().st_size > 0
