@@ -44,7 +44,7 @@ import jax.numpy as jnp
 
 from mono_ssl import config_lib, sharding
 from mono_ssl.methods import rotnet
-from mono_ssl.models.alexnet import conv_specs
+from mono_ssl.models.alexnet import config_convs
 from mono_ssl.train_state import IMAGENET_MEAN, IMAGENET_STD
 
 # 96/224 px at B=128/32: at larger batches a loaded 2-core machine takes > 15 min.
@@ -118,7 +118,7 @@ class TorchCase:
     torch.manual_seed(0)
     layers: list[nn.Module] = []
     c_in, side = 3, size
-    for c in conv_specs(config.scale, config.model.width_mult):
+    for c in config_convs(config):
       layers += [nn.Conv2d(c_in, c.filters, c.kernel, c.stride, c.pad, bias=False),
                  nn.BatchNorm2d(c.filters, eps=1e-5, momentum=0.1),  # = flax momentum 0.9
                  nn.ReLU(inplace=True)]

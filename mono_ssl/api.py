@@ -61,13 +61,13 @@ __all__ = [
     "rotnet_step", "run_linear_probes", "sample_geometry", "sgd", "sgd_schedule",
 ]
 
-SCALES = ("cpu", "mini", "paper")
+SCALES = config_lib.SCALES
 
 
 def alexnet(scale: str = "cpu", num_classes: int = 4, *, width_mult: float = 1.0,
             hidden: Sequence[int] | None = None, dropout: float = 0.0, dtype: Any = "float32",
             **kwargs) -> AlexNet:
-  """The AlexNet-BN of a scale ("cpu": 32 px, "mini": 48 px, "paper": the authors' 224 px),
+  """The AlexNet-BN of a scale ("cpu": 32 px, "mini": 48 px, "calib": 64 px, "paper": the authors' 224 px),
   `num_classes` outputs (RotNet: 4). hidden: the FC widths (default (512, 512), paper (4096,
   4096)); kwargs: the other `AlexNet` fields (bn_axis_name for `jax.pmap`, head_bn, sobel)."""
   config_lib.check_choice("scale", scale, SCALES)

@@ -10,7 +10,7 @@ import ml_collections
 from mono_ssl.errors import UserInputError
 
 PAPER_DATASET_SIZE = 1_281_167  # ImageNet's train size, the authors' default patch count
-SCALES = ("cpu", "mini", "paper")  # the conv stacks of models.alexnet.conv_specs
+SCALES = ("cpu", "mini", "calib", "paper")  # the conv stacks of models.alexnet.conv_specs
 
 
 def load_config_file(path: str | os.PathLike, arg: str | None = None):
@@ -63,7 +63,9 @@ def check_choice(name: str, value: str, choices) -> None:
 def single_image_aug(scale: str) -> ml_collections.ConfigDict:
   """The authors' patch generator, at the given scale (see mono_ssl/augment.py)."""
   # mini: 48 px from 56, about the paper's 224 from 256.
-  out_size, patch_size = {"cpu": (32, 40), "mini": (48, 56), "paper": (224, 256)}[scale]
+  # calib: 64 px from 73 (Tiny-ImageNet's own side, the paper's ratio).
+  out_size, patch_size = {"cpu": (32, 40), "mini": (48, 56), "calib": (64, 73),
+                          "paper": (224, 256)}[scale]
   return ml_collections.ConfigDict(dict(
       out_size=out_size, patch_size=patch_size,
       initial_crop=True, initial_crop_frac=0.5, initial_crop_fixed=False,
@@ -111,9 +113,13 @@ def base_config(method: str, regime: str, scale: str) -> ml_collections.ConfigDi
       data_dir="",
       # full regime and supervised: 0 = the set decoded into memory at its own size;
       # N = streamed from disk, short side resized to N, centre crop (ImageNet).
-      image_size=0 if small else 256)
+      image_size=0 if small else 256,
+      # True: the full regime and supervision train without the probe's validation carve
+      # (data.full_train_split), so choices made on the carve are not scored on seen images.
+      exclude_val=False)
   c.aug = full_data_aug(scale) if regime == "full" else single_image_aug(scale)
   c.model = dict(width_mult=1.0, hidden=(512, 512) if small else (4096, 4096),
+                 convs="",  # '' = the scale's stack; a spec string tries another (alexnet.parse_convs)
                  dropout=0.0 if small else HEAD_DROPOUT.get(method, 0.5),
                  dtype="float32")  # bfloat16: mixed precision (models/alexnet.compute_dtype)
   c.train = dict(
@@ -167,11 +173,16 @@ def base_config(method: str, regime: str, scale: str) -> ml_collections.ConfigDi
       curve_train_size=5000 if small else 10_000,
       curve_val_size=5000 if small else 10_000,
       val_fraction=0.1,
+      # RotNet: at each curve point, the rotation head's accuracy on this many images of the
+      # validation carve (the run's own-task control, "rotation_acc_heldout"; 0 = off).
+      curve_rotation_heldout=2000,
       # N: the probe images (in memory) resized to N x N at load, so that a stack designed
       # for N px sees them at its own scale (mini: Tiny-ImageNet 64 -> 48, CIFAR 32 -> 48).
       resize=0)
   if scale == "mini":
     mini_fields(c)
+  if scale == "calib":
+    calib_fields(c)
   return c
 
 
@@ -194,6 +205,23 @@ def mini_fields(c: ml_collections.ConfigDict) -> None:
   # 200 classes: 50 images a class for a curve point (5,000 leaves 25).
   c.probe.curve_train_size = 10_000
 
+
+
+def calib_fields(c: ml_collections.ConfigDict) -> None:
+  """The calibrated scale's departures from the cpu defaults (in place): see
+  models/alexnet.py `CALIB_CONVS` and results/calib_scale/.
+
+  Tiny-ImageNet at its own 64 px (no resize), its 80,000-image train split (400 a class) for
+  the probes, the full regime and supervision, which train without the probes' validation
+  carve (data.exclude_val) so that recipes and lengths chosen on the carve are honest.
+  """
+  c.data.full_dataset = c.probe.dataset = "tiny_imagenet_400"
+  c.data.exclude_val = True
+  c.probe.resize = 0
+  # 2304 at every layer, as mini (conv1's 32x32x24 and conv2-conv5's 15x15 maps pooled).
+  c.probe.target_dims = 2304
+  c.probe.curve_train_size = 20_000
+  c.train.num_steps = 1500
 
 
 def bigan_fields(config: ml_collections.ConfigDict, scale: str) -> ml_collections.ConfigDict:

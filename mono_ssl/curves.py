@@ -95,6 +95,15 @@ def curve_sets(train: LabelledImages | StreamingImages, pc) -> tuple[LabelledIma
           subset(train, val_idx, f"{train.name} (validation)"))
 
 
+def heldout_images(train: LabelledImages | StreamingImages, pc, size: int) -> np.ndarray:
+  """`size` images of the validation carve (balanced over classes, seed 3), uint8 NHWC: the
+  held-out images a RotNet run's rotation accuracy is read on, the same for every regime."""
+  labels = np.asarray(train.labels)
+  _, val_idx = validation_split(labels, train.num_classes, pc.val_fraction, seed=0)
+  return np.asarray(subset(train, balanced_subset(val_idx, labels, train.num_classes, size, seed=3),
+                           "held out").images)
+
+
 def curve_probe_config(pc) -> ProbeConfig:
   """The run's probe recipe with the curve's epoch count."""
   return dataclasses.replace(ProbeConfig.from_config(pc), epochs=int(pc.curve_epochs))
@@ -148,8 +157,10 @@ class LearningCurve:
   def done(self) -> set:
     return {p["step"] for p in self.points}
 
-  def at(self, step: int, trunk_apply: Callable, trunk_vars: Any) -> None:
-    """Probes the trunk if `step` is a curve step without a point yet."""
+  def at(self, step: int, trunk_apply: Callable, trunk_vars: Any,
+         extra: Callable[[], dict] | None = None) -> None:
+    """Probes the trunk if `step` is a curve step without a point yet; `extra()` adds
+    scalar fields to the point (RotNet's held-out rotation accuracy)."""
     if step not in self.steps or step in self.done:
       return
     t0 = time.time()
@@ -159,11 +170,14 @@ class LearningCurve:
     wall = time.time() - t0
     self.wall_s += wall
     point = {"step": int(step), **{n: {"top1": r["top1"]} for n, r in res.items()}, "wall_s": wall}
+    more = extra() if extra is not None else {}
+    point.update(more)
     self.points.append(point)
     self.points.sort(key=lambda p: p["step"])
     self._write_all()
     self.log(f"learning curve at step {step}: "
-             + " ".join(f"{n} {r['top1']:.1f}" for n, r in res.items()) + f" ({wall:.1f}s)")
+             + " ".join(f"{n} {r['top1']:.1f}" for n, r in res.items())
+             + "".join(f" {k} {v:.3f}" for k, v in more.items()) + f" ({wall:.1f}s)")
 
   def _write_all(self) -> None:
     if not shd.is_chief():

@@ -28,6 +28,25 @@ def _labels_note(config) -> str:
   return "(with labels)" if config.method == "supervised" else "(labels unused)"
 
 
+def full_train_split(config):
+  """The full regime's (and supervision's) in-memory train split of `data.full_dataset`.
+
+  With `data.exclude_val` the probe's validation carve (`curves.validation_split` of
+  `probe.val_fraction`, seed 0: the learning curve's and the recipe choices' images) is left
+  out, so that a trunk is never pretrained on the images its choices are scored on.
+  """
+  ds = datasets.load_split(config.data.full_dataset, "train", config.data.data_dir or None)
+  if not config.data.get("exclude_val", False):
+    return ds
+  if config.data.full_dataset != config.probe.dataset:
+    raise UserInputError(f"data.exclude_val=True holds out {config.probe.dataset}'s validation carve, but "
+                         f"data.full_dataset={config.data.full_dataset!r} is another set; make them "
+                         "equal or set data.exclude_val=False.")
+  from mono_ssl import curves  # curves imports the probes; only this path needs it
+  keep, _ = curves.validation_split(np.asarray(ds.labels), ds.num_classes, config.probe.val_fraction, seed=0)
+  return curves.subset(ds, keep, f"{ds.name} less its validation carve")
+
+
 def default_images(config) -> str:
   """The image spec of `data.images=''`: the ten photographs for deca; for single, the
   bundled photograph, at full resolution (3088x2056, a 1028 px initial crop for the
@@ -60,6 +79,9 @@ def pretrain_source(config) -> PretrainSource:
                           f"{config.data.dataset_size} virtual patches",
                           warnings=tuple(warnings))
   if regime == "full":
+    if config.data.image_size and config.data.get("exclude_val", False):
+      raise UserInputError("data.exclude_val=True needs the train split in memory; set data.image_size=0 "
+                           "or data.exclude_val=False.")
     if config.data.image_size:  # too large for memory (ImageNet): decoded batch by batch
       stream = datasets.open_stream(config.data.full_dataset, "train", config.data.data_dir or None,
                                     config.data.image_size, field="data.image_size")
@@ -68,7 +90,7 @@ def pretrain_source(config) -> PretrainSource:
                              f"side aug.patch_size={aug.patch_size}; raise data.image_size.")
       return PretrainSource(None, aug, len(stream), f"full: {len(stream)} images of {stream.name} "
                             f"streamed at {stream.side} px {_labels_note(config)}", stream=stream)
-    ds = datasets.load_split(config.data.full_dataset, "train", config.data.data_dir or None)
+    ds = full_train_split(config)
     if ds.images.shape[1] != ds.images.shape[2]:
       raise UserInputError(f"{ds.name} images are {ds.images.shape[2]}x{ds.images.shape[1]}: "
                            "the full regime needs square images.")

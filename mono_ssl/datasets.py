@@ -7,6 +7,9 @@ Sources (`load_split(name, split, data_dir)`):
   * `cifar10`: `<data_dir>/cifar10/{train,test}.npz`.
   * `tiny_imagenet`: `<data_dir>/tiny_imagenet_200/` files
     `train_100_per_class.npz` (train) and `val.npz` (test).
+  * `tiny_imagenet_400`: the same folder, train = `train_100_per_class.npz`
+    followed by `train_next_300_per_class.npz` (400 a class, 80,000 images;
+    its first 100 a class are `tiny_imagenet`'s train split), test = `val.npz`.
   * `tfds:<name>`: a data set already prepared by tensorflow-datasets in
     `data_dir` (array_record or parquet format), read TensorFlow-free through
     its random-access data source (`builder.as_data_source`, which is what
@@ -43,12 +46,19 @@ BUNDLED_CIFAR10: Path = (
     Path(__file__).resolve().parent / "assets" / "cifar10_small.npz"
 )
 
-# name -> (sub directory of data_dir, {split: file name}, number of classes).
-_NPZ_SETS: dict[str, tuple[str, dict[str, str], int]] = {
+# name -> (sub directory of data_dir, {split: file name, or file names read one after the
+# other}, number of classes).
+_NPZ_SETS: dict[str, tuple[str, dict[str, str | tuple[str, ...]], int]] = {
     "cifar10": ("cifar10", {"train": "train.npz", "test": "test.npz"}, 10),
     "tiny_imagenet": (
         "tiny_imagenet_200",
         {"train": "train_100_per_class.npz", "test": "val.npz"},
+        200,
+    ),
+    # shared/README.md: positions 0-99 then 100-399 of each class's train files, same class order.
+    "tiny_imagenet_400": (
+        "tiny_imagenet_200",
+        {"train": ("train_100_per_class.npz", "train_next_300_per_class.npz"), "test": "val.npz"},
         200,
     ),
 }
@@ -386,6 +396,8 @@ def load_split(
   if kind == "npz":
     ds = load_npz(where, limit_per_class, key_prefix=key_prefix, num_classes=num_classes)
     return _with_name(ds, f"{name.strip()}/{split}")
+  if kind == "npz_parts":
+    return _with_name(_load_parts(where, limit_per_class, num_classes), f"{name.strip()}/{split}")
   ds = _load_tfds_cached(where, split, str(data_dir.resolve()))
   if limit_per_class is None:
     return ds
@@ -395,6 +407,32 @@ def load_split(
       images=_readonly(ds.images[keep]),
       labels=_readonly(ds.labels[keep]),
   )
+
+
+def _load_parts(paths: tuple[Path, ...], limit_per_class: int | None, num_classes: int
+                ) -> LabelledImages:
+  """Several npz files of one split, concatenated in order; `limit_per_class` keeps the first
+  that-many images of each class of the whole, so the parts are decoded only as far as needed."""
+  parts, taken = [], np.zeros(num_classes, np.int64)
+  for path in paths:
+    if limit_per_class is not None and taken.min() >= limit_per_class:
+      break
+    part = load_npz(path, num_classes=num_classes)
+    labels = np.asarray(part.labels)
+    if limit_per_class is None:
+      keep = np.arange(len(labels))
+    else:  # per class, only what the earlier parts left of the limit
+      rank = np.zeros(len(labels), np.int64)
+      for c in range(num_classes):
+        where = np.flatnonzero(labels == c)
+        rank[where] = taken[c] + np.arange(len(where))
+      keep = np.flatnonzero(rank < limit_per_class)
+    taken += np.bincount(labels[keep], minlength=num_classes)
+    parts.append((part.images[keep], labels[keep]))
+  images = np.concatenate([p[0] for p in parts])
+  labels = np.concatenate([p[1] for p in parts])
+  return LabelledImages(images=_readonly(images), labels=_readonly(labels), num_classes=num_classes,
+                        name="+".join(p.stem for p in paths))
 
 
 def _locate(
@@ -425,15 +463,19 @@ def _locate(
 
   if name in _NPZ_SETS:
     sub, files, num_classes = _NPZ_SETS[name]
-    path = data_dir / sub / files[split]
-    if not path.is_file():
-      raise UserInputError(
-          f"data set {name!r} ({split}) not found: looked for {path}; pass"
-          " --config.probe.data_dir=DIR (or set data_dir / $MONO_SSL_DATA_DIR)"
-          f" pointing at a folder containing {sub}/{files[split]}"
-          " (e.g. shared/data), or use 'bundled_cifar10'"
-      )
-    return "npz", path, "", num_classes, data_dir
+    names = files[split] if isinstance(files[split], tuple) else (files[split],)
+    paths = [data_dir / sub / f for f in names]
+    for path, f in zip(paths, names):
+      if not path.is_file():
+        raise UserInputError(
+            f"data set {name!r} ({split}) not found: looked for {path}; pass"
+            " --config.probe.data_dir=DIR (or set data_dir / $MONO_SSL_DATA_DIR)"
+            f" pointing at a folder containing {sub}/{f}"
+            " (e.g. shared/data, or `python -m mono_ssl.prepare tiny_imagenet`), or use 'bundled_cifar10'"
+        )
+    if len(paths) > 1:
+      return "npz_parts", tuple(paths), "", num_classes, data_dir
+    return "npz", paths[0], "", num_classes, data_dir
 
   if name.startswith("tfds:"):
     tfds_name = name[len("tfds:") :].strip()
@@ -472,6 +514,9 @@ def open_stream(
                          f"images), got {side!r}")
   kind, where, key_prefix, num_classes, data_dir = _locate(name, split, data_dir, limit_per_class)
   name = f"{name.strip()}/{split}"
+  if kind == "npz_parts":
+    raise UserInputError(f"data set {name!r} is held in several files and is read into memory, not "
+                         f"streamed; set {field}=0 (its images are 64 px, they fit in memory).")
   if kind == "npz":
     path = Path(where)
     data, offsets, labels, num_classes = read_npz_records(path, key_prefix, num_classes)

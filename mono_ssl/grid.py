@@ -34,7 +34,11 @@ grid_curves.png (each row's learning curve, side by side) and grid_gain.png (eve
 seed's conv1 / conv2 curve minus its own step-0 random init). With
 `results_dir` set, those and each run's small files (probe results,
 learning curve, metrics, config; never checkpoints) are copied there, e.g.
-into the repository's results/<grid name>/.
+into the repository's results/<grid name>/: each run as soon as it finishes,
+with the tables of the runs finished so far, and a running run's files at each
+learning-curve point, every file atomically (temp name, then rename), so a
+killed grid leaves in results_dir every run it finished, whole (copy one into
+a workdir, `cp -r results/<grid>/<run> <workdir>/`, and the grid reuses it).
 """
 from __future__ import annotations
 
@@ -284,19 +288,24 @@ def run_grid(config, workdir: str | os.PathLike, log: Callable[[str], None] = pr
   if pending:
     train.load_probe_data(next(c for _, _, n, c in units if n in pending))
   done, failed = {}, []
+  dest = Path(config.results_dir) if config.results_dir else None
   for i, (_, seed, name, cfg) in enumerate(units, 1):
     sub = workdir / name
-    if (sub / FINISHED).exists():
+    ran = not (sub / FINISHED).exists()
+    if not ran:
       results = json.loads((sub / FINISHED).read_text())
       log(f"[{i}/{len(units)}] {name}: finished earlier, read from {sub / FINISHED}")
     else:
       log(f"[{i}/{len(units)}] {name}: running in {sub}")
       t0 = time.time()
       try:
-        results = train.train_and_evaluate(cfg, sub, log=log)
+        results = train.train_and_evaluate(cfg, sub, log=log, on_curve_point=(
+            (lambda step, sub=sub, name=name: export_run(sub, dest / name)) if dest else None))
       except TrainingDiverged as e:  # one diverged run should not cost the rest of the grid
         log(f"[{i}/{len(units)}] {name}: failed: {e}")
         failed.append({"name": name, "error": str(e)})
+        if dest and i < len(units):
+          export_progress(workdir, dest, config, specs, done, failed, log)
         continue
       wall = time.time() - t0
       if results["pretrain"].get("reused"):  # re-probed: the original pretraining's time counts too
@@ -309,15 +318,31 @@ def run_grid(config, workdir: str | os.PathLike, log: Callable[[str], None] = pr
                   "curve_wall_s": info.get("curve_wall_s"),
                   "curve": curves.read_curve(sub / curves.CURVE_FILE),
                   "config": json.loads(cfg.to_json()), "conv1": conv1_filters(cfg, sub)}
+    if dest and ran and i < len(units):  # the last run's export is the final one below
+      export_progress(workdir, dest, config, specs, done, failed, log)
+  out = write_grid_results(workdir, config, grid_rows(config, specs, done), failed)
+  if dest:
+    export_results(workdir, dest, out, log)
+  return out
+
+
+def grid_rows(config, specs: list[dict], done: dict) -> list[dict]:
+  """The table rows (`aggregate_row`) of the rows with at least one finished seed's run in `done`."""
   rows = []
   for spec in specs:
     seeds = [done[n] for _, n in selected_seed_runs(config, spec) if n in done]
     if seeds:
       rows.append(aggregate_row(spec, seeds))
-  out = write_grid_results(workdir, config, rows, failed)
-  if config.results_dir:
-    export_results(workdir, Path(config.results_dir), out, log)
-  return out
+  return rows
+
+
+def export_progress(workdir: Path, dest: Path, config, specs: list[dict], done: dict,
+                    failed: list[dict], log: Callable[[str], None] = print) -> None:
+  """The tables of the runs finished so far, and those runs' small files, exported to `dest` now:
+  a grid killed hours in keeps in results/ every run it finished, not only the ones of a whole grid."""
+  out = write_grid_results(workdir, config, grid_rows(config, specs, done), failed)
+  export_results(workdir, dest, out, log=lambda s: None)
+  log(f"grid: {len(done)} finished run(s) and their tables exported to {dest}")
 
 
 def aggregate_row(spec: dict, seeds: list[dict]) -> dict:
@@ -390,19 +415,75 @@ def run_output_files(run_dir: Path) -> list[Path]:
   return files
 
 
+# Suffix of a copy being written (`.<name>.<pid>.export-tmp`): a hidden name beside the final
+# one, so `cp -r results/<grid>/* ...` and `git add` globs skip it while it is half-written.
+EXPORT_TMP = ".export-tmp"
+
+
+def _tmp_name(path: Path) -> Path:
+  return path.with_name(f".{path.name}.{os.getpid()}{EXPORT_TMP}")
+
+
+def _copy_atomic(src: Path, dst: Path) -> None:
+  """`dst` is at every moment absent, the old copy or the whole new one (temp file + os.replace)."""
+  tmp = _tmp_name(dst)
+  shutil.copy2(src, tmp)
+  os.replace(tmp, dst)
+
+
+def export_run(run_dir: Path, target: Path) -> None:
+  """One run's small files (`run_output_files`) into `target`, never half-written there.
+
+  A first export fills a temp folder and renames it into place: the run appears whole. A later
+  one replaces file by file (each atomic): Python has no atomic swap of two folders, and moving
+  the old one aside first would leave a moment without the run (and drop files added by hand)."""
+  files = run_output_files(run_dir)
+  if target.is_dir():
+    for path in files:
+      _copy_atomic(path, target / path.name)
+    return
+  tmp = _tmp_name(target)
+  shutil.rmtree(tmp, ignore_errors=True)
+  tmp.mkdir(parents=True)
+  for path in files:
+    shutil.copy2(path, tmp / path.name)
+  os.rename(tmp, target)
+
+
+def _remove_dead_exports(dest: Path) -> None:
+  """Temp copies left by an export killed mid-copy (its process gone), so results/ stays clean."""
+  for tmp in [*dest.glob(f".*{EXPORT_TMP}"), *dest.glob(f"*/.*{EXPORT_TMP}")]:
+    pid = tmp.name[:-len(EXPORT_TMP)].rsplit(".", 1)[-1]
+    if pid.isdigit() and not _alive(int(pid)):
+      if tmp.is_dir():
+        shutil.rmtree(tmp, ignore_errors=True)
+      else:
+        tmp.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return False
+  except PermissionError:  # another user's live process
+    return True
+  return True
+
+
 def export_results(workdir: Path, dest: Path, out: dict, log: Callable[[str], None] = print) -> None:
   """Copies the grid's outputs and each run's small files to `dest` (e.g. results/<grid name>/):
-  small enough for the repository, so results outlive the machine that made them."""
+  small enough for the repository, so results outlive the machine that made them. Every file
+  lands atomically; exporting again (after each run) copies the same small files again."""
   dest.mkdir(parents=True, exist_ok=True)
-  for name in GRID_OUTPUTS:
-    if (workdir / name).exists():
-      shutil.copy2(workdir / name, dest / name)
+  _remove_dead_exports(dest)
+  # The runs first, then the tables: results/ never holds a table naming a run it lacks.
   for row in out["runs"]:
     for run in row["seeds"]:
-      sub, target = Path(run["workdir"]), dest / run["name"]
-      target.mkdir(exist_ok=True)
-      for path in run_output_files(sub):
-        shutil.copy2(path, target / path.name)
+      export_run(Path(run["workdir"]), dest / run["name"])
+  for name in GRID_OUTPUTS:
+    if (workdir / name).exists():
+      _copy_atomic(workdir / name, dest / name)
   log(f"grid: small outputs copied to {dest}")
 
 

@@ -14,11 +14,15 @@ uint8[n], Tiny-ImageNet also `wnids` str[200], sorted, label i = wnids[i]):
 - `DATA/cifar10/train.npz` (50,000 images, the five data batches in order) and `test.npz`
   (10,000). CIFAR-10 ships raw pixels: they are encoded as JPEG at `--quality` (75, as
   the shared copies) or, with `--format png`, losslessly.
-- `DATA/tiny_imagenet_200/train_100_per_class.npz` (the first 100 images of each class,
-  by image number, class by class) and `val.npz` (the 10,000 labelled validation images,
-  in file order, labels from `val_annotations.txt`). The archive's JPEG files are kept
-  byte for byte.
-Existing files are not overwritten unless `--overwrite` is given.
+- `DATA/tiny_imagenet_200/train_100_per_class.npz` (positions 0-99 of each class's 500
+  train images sorted by file name as strings, `<wnid>_0`, `_1`, `_10`, `_100`, ..., class
+  by class), `train_next_300_per_class.npz` (positions 100-399, same order: the two hold
+  400 a class, 80,000 images) and `val.npz` (the 10,000 labelled validation images, in file
+  order, labels from `val_annotations.txt`): the layout of ../shared/data (its README). The
+  archive's JPEG files are kept byte for byte.
+Existing files are not overwritten unless `--overwrite` is given. The CIFAR-10 batches are
+unpickled admitting only what an official batch holds (dicts, lists, bytes, ints and NumPy
+arrays of plain dtypes): an archive whose pickles would call anything else is refused.
 """
 from __future__ import annotations
 
@@ -29,6 +33,7 @@ import re
 import sys
 import tarfile
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +41,9 @@ from PIL import Image
 
 from mono_ssl.errors import UserInputError
 
-TINY_TRAIN_PER_CLASS = 100  # the loader reads train_100_per_class.npz (datasets.py)
+# The train files, in order, and how many images of each class each takes (the next ones in
+# file-name order): ../shared/data's split (datasets.py reads train_100_per_class.npz).
+TINY_TRAIN_SPLITS = (("train_100_per_class.npz", 100), ("train_next_300_per_class.npz", 300))
 
 
 def write_npz(path: Path, files: list[bytes], labels, wnids=None) -> None:
@@ -61,16 +68,64 @@ def encode(pixels: np.ndarray, fmt: str, quality: int) -> bytes:
   return buf.getvalue()
 
 
+class _Refused(pickle.UnpicklingError):
+  """A global (or dtype) an official CIFAR-10 batch never holds; the message names it."""
+
+
+def _plain_dtype(*args):
+  """numpy.dtype for an unpickled batch: an array of objects would unpickle arbitrary ones."""
+  dt = np.dtype(*args)
+  if dt.hasobject:
+    raise _Refused(f"numpy.dtype({dt}) of Python objects")
+  return dt
+
+
+# What an official batch's pickle (Python 2, protocol 2) names, and what NumPy 2 pickles name.
+_RECONSTRUCT = np.ndarray((0,), np.uint8).__reduce__()[0]  # numpy(._)core.multiarray._reconstruct
+_BATCH_GLOBALS = {("numpy.core.multiarray", "_reconstruct"): _RECONSTRUCT,
+                  ("numpy._core.multiarray", "_reconstruct"): _RECONSTRUCT,
+                  ("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): _plain_dtype}
+
+
+class _BatchUnpickler(pickle.Unpickler):
+  """Unpickles a CIFAR-10 batch admitting only the globals NumPy needs to rebuild an ndarray:
+  pickle.load runs whatever callable a pickle names, so a tampered archive could run code."""
+
+  def find_class(self, module: str, name: str):
+    try:
+      return _BATCH_GLOBALS[module, name]
+    except KeyError:
+      raise _Refused(f"{module}.{name}") from None
+
+
 def _cifar_batch(tar: tarfile.TarFile, member: str) -> tuple[np.ndarray, list]:
+  path = f"cifar-10-batches-py/{member}"
   try:
-    f = tar.extractfile(f"cifar-10-batches-py/{member}")
+    f = tar.extractfile(path)
   except KeyError:
-    raise UserInputError(f"{tar.name}: no cifar-10-batches-py/{member}; give the official "
+    raise UserInputError(f"{tar.name}: no {path}; give the official "
                          "cifar-10-python.tar.gz (the 'python version')") from None
-  batch = pickle.load(f, encoding="bytes")
+  not_official = f"{tar.name}: {path} is not an official CIFAR-10 batch"
+  fix = "give the official cifar-10-python.tar.gz"
+  try:
+    batch = _BatchUnpickler(f, encoding="bytes").load()
+  except _Refused as e:  # refused before it ran: nothing the pickle names has been called
+    raise UserInputError(f"{not_official}: its pickle would call {e}, which no batch holds; "
+                         f"{fix}") from None
+  except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError,
+          KeyError, OSError, tarfile.TarError, zlib.error) as e:
+    reason = (str(e).splitlines() or [""])[0][:100]
+    raise UserInputError(f"{not_official}: it cannot be unpickled ({type(e).__name__}: {reason}); "
+                         f"{fix}") from None
+  data = batch.get(b"data") if isinstance(batch, dict) else None
+  labels = batch.get(b"labels") if isinstance(batch, dict) else None
+  if (not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2
+      or data.shape[1] != 3072 or not isinstance(labels, list) or len(labels) != len(data)):
+    raise UserInputError(f"{not_official}: no b'data' uint8 rows of 3072 values with as many "
+                         f"b'labels'; {fix}")
   # Rows of 3072 values: the 1024 red, then green, then blue values of a 32x32 image.
-  images = np.asarray(batch[b"data"], np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
-  return images, list(batch[b"labels"])
+  images = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+  return images, list(labels)
 
 
 def prepare_cifar10(archive: Path, out: Path, fmt: str = "jpeg", quality: int = 75,
@@ -93,11 +148,13 @@ def prepare_cifar10(archive: Path, out: Path, fmt: str = "jpeg", quality: int = 
   return list(targets.values())
 
 
-def prepare_tiny_imagenet(archive: Path, out: Path, overwrite: bool = False) -> list[Path]:
-  """`out/tiny_imagenet_200/{train_100_per_class,val}.npz` from the official zip."""
+def prepare_tiny_imagenet(archive: Path, out: Path, overwrite: bool = False,
+                          splits=TINY_TRAIN_SPLITS) -> list[Path]:
+  """`out/tiny_imagenet_200/{train_100_per_class,train_next_300_per_class,val}.npz` from the
+  official zip. `splits`: the train files and their images per class (tests take fewer)."""
   folder = out / "tiny_imagenet_200"
-  targets = {"train": folder / f"train_{TINY_TRAIN_PER_CLASS}_per_class.npz",
-             "test": folder / "val.npz"}
+  targets = {name: folder / name for name, _ in splits}
+  targets["test"] = folder / "val.npz"
   _check_targets(targets.values(), overwrite)
   if not zipfile.is_zipfile(archive):
     raise UserInputError(f"{archive} is not a zip archive; give the official tiny-imagenet-200.zip")
@@ -109,18 +166,23 @@ def prepare_tiny_imagenet(archive: Path, out: Path, overwrite: bool = False) -> 
         raise UserInputError(f"{archive}: no {root}{need}; give the official tiny-imagenet-200.zip")
     wnids = sorted(z.read(root + "wnids.txt").decode().split())
     index = {w: i for i, w in enumerate(wnids)}
-    number = re.compile(r"_(\d+)\.JPEG$")
-    files, labels = [], []
+    needed = sum(n for _, n in splits)
+    per_class = {}
     for w in wnids:
       prefix = f"{root}train/{w}/images/"
-      mine = sorted((n for n in names if n.startswith(prefix) and n.endswith(".JPEG")),
-                    key=lambda n: int(number.search(n).group(1)))
-      if len(mine) < TINY_TRAIN_PER_CLASS:
+      # By file name as strings (_0, _1, _10, _100, ...): the order ../shared/data's files were
+      # cut from, so a prepared copy and the shared one hold the same images.
+      mine = sorted(n for n in names if n.startswith(prefix) and n.endswith(".JPEG"))
+      if len(mine) < needed:
         raise UserInputError(f"{archive}: class {w} has {len(mine)} training images, fewer than "
-                             f"{TINY_TRAIN_PER_CLASS}; the archive is incomplete")
-      files += [z.read(n) for n in mine[:TINY_TRAIN_PER_CLASS]]
-      labels += [index[w]] * TINY_TRAIN_PER_CLASS
-    write_npz(targets["train"], files, labels, wnids)
+                             f"{needed}; the archive is incomplete")
+      per_class[w] = mine
+    start = 0
+    for name, n in splits:  # one file at a time: each holds its own slice of every class
+      write_npz(targets[name], [z.read(f) for w in wnids for f in per_class[w][start:start + n]],
+                [index[w] for w in wnids for _ in range(n)], wnids)
+      start += n
+    number = re.compile(r"_(\d+)\.JPEG$")
     annotations = [line.split("\t") for line in
                    z.read(root + "val/val_annotations.txt").decode().splitlines() if line.strip()]
     val = sorted(annotations, key=lambda a: int(number.search(a[0]).group(1)))

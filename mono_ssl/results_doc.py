@@ -213,7 +213,7 @@ CURVE_BLOCKS = {"curve_flatness": render_curve_flatness, "curve_points": render_
                 "curve_gain": render_curve_gain,
                 "curve_cost": render_curve_cost, "gan_game": render_gan_game}
 
-RF_CASES = (("paper", 224), ("mini", 48), ("cpu", 32), ("cpu", 64), ("cpu", 96))
+RF_CASES = (("paper", 224), ("calib", 64), ("mini", 48), ("cpu", 32), ("cpu", 64), ("cpu", 96))
 
 
 def render_receptive_fields() -> str:

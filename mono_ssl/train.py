@@ -131,12 +131,14 @@ def state_at(config, workdir: str | os.PathLike, step: int | None = None, mesh=N
 
 
 def pretrain(config, workdir: Path, mesh=None, log: Callable[[str], None] = print,
-             probe_train=None) -> tuple[Any, Any, dict]:
+             probe_train=None, on_curve_point: Callable[[int], None] | None = None
+             ) -> tuple[Any, Any, dict]:
   """Runs (or resumes, or skips if finished) pretraining. Returns (trained, initial, info).
 
   `initial` is the state pretraining started from: the random-init baseline.
   With `probe_train` (the probe set's train split) and `probe.curve_every` > 0,
-  the learning curve (`mono_ssl.curves`) is probed as the run goes.
+  the learning curve (`mono_ssl.curves`) is probed as the run goes, and
+  `on_curve_point(step)` is called (on the chief) once each point is in the workdir.
   """
   mesh = mesh or shd.make_mesh()
   tc = config.train
@@ -169,9 +171,17 @@ def pretrain(config, workdir: Path, mesh=None, log: Callable[[str], None] = prin
   if probe_train is not None and config.probe.curve_every > 0:
     curve = curves.LearningCurve(config, workdir, probe_train, total, start, mesh, log)
 
+  heldout_rotation = None
+  if curve is not None and config.method == "rotnet" and config.probe.get("curve_rotation_heldout", 0):
+    heldout_rotation = method.make_rotation_accuracy(
+        initial, curves.heldout_images(probe_train, config.probe, int(config.probe.curve_rotation_heldout)))
+
   def curve_point(step: int, st) -> None:
     if curve is not None and step in curve.steps:
-      curve.at(step, *method.trunk(st))
+      extra = (lambda: {"rotation_acc_heldout": heldout_rotation(st)}) if heldout_rotation else None
+      curve.at(step, *method.trunk(st), extra=extra)
+      if on_curve_point is not None and shd.is_chief():
+        on_curve_point(step)  # e.g. the grid's export of the run so far (hours into a long run)
 
   # period = data set size: index i is a fresh loader view of base patch i mod N.
   if source.stream is not None:
@@ -293,8 +303,10 @@ def probe_trunk(state, config, train, test, mesh, log) -> dict:
                            ProbeConfig.from_config(config.probe), mesh=mesh, log=log)
 
 
-def train_and_evaluate(config, workdir: str | os.PathLike, log: Callable[[str], None] = print) -> dict:
-  """Pretrains, probes the trained and the random-init trunk, writes probe_results.{json,md,png}."""
+def train_and_evaluate(config, workdir: str | os.PathLike, log: Callable[[str], None] = print,
+                       on_curve_point: Callable[[int], None] | None = None) -> dict:
+  """Pretrains, probes the trained and the random-init trunk, writes probe_results.{json,md,png}.
+  `on_curve_point(step)`: called after each learning-curve point (`pretrain`)."""
   workdir = Path(workdir)
   check_workdir(config, workdir, log)
   mesh = shd.make_mesh()
@@ -304,7 +316,8 @@ def train_and_evaluate(config, workdir: str | os.PathLike, log: Callable[[str], 
   # Likewise a probe batch that cannot run (the evaluation batch is refitted to the devices).
   shd.check_batch_size(config.probe.batch_size, mesh, "probe.batch_size")
   shd.fit_batch_size(config.probe.eval_batch_size, mesh)
-  trained, initial, info = pretrain(config, workdir, mesh, log, probe_train=probe_train)
+  trained, initial, info = pretrain(config, workdir, mesh, log, probe_train=probe_train,
+                                    on_curve_point=on_curve_point)
   info_path = workdir / PRETRAIN_INFO
   if info["resumed_from"] < info["steps"]:
     if shd.is_chief():

@@ -410,3 +410,70 @@ def test_tfds_unlabelled_test_split_is_refused_when_opened(tmp_path):
     datasets.load_split("tfds:mono_ssl_fake_unlabelled", "test", tmp_path)
   msg = str(e.value)
   assert "'test' is unlabelled" in msg and "['train']" in msg and "\n" not in msg
+
+
+# --- tiny_imagenet_400: two train files read as one split ------------------------------------
+
+
+def _two_part_tiny(tmp_path: Path) -> Path:
+  """A tiny_imagenet_200 folder (200 classes, 3 of them used): 2 images a class in the first file, 3 in the next;
+  each image's pixels hold its (file, position) so the order can be read back."""
+  folder = tmp_path / "tiny_imagenet_200"
+  def imgs(part, n):
+    return [np.full((8, 8, 3), 40 * part + 10 * i, np.uint8) for i in range(n)]
+  _write_npz(folder / "train_100_per_class.npz", imgs(0, 6), np.arange(6) % 3)
+  _write_npz(folder / "train_next_300_per_class.npz", imgs(1, 9), np.arange(9) % 3)
+  _write_npz(folder / "val.npz", imgs(2, 3), np.arange(3) % 3)
+  return tmp_path
+
+
+def test_tiny_imagenet_400_is_the_first_file_then_the_next(tmp_path):
+  data_dir = _two_part_tiny(tmp_path)
+  whole = datasets.load_split("tiny_imagenet_400", "train", data_dir)
+  first = datasets.load_split("tiny_imagenet", "train", data_dir)
+  assert len(whole) == 15 and whole.num_classes == 200 and whole.name == "tiny_imagenet_400/train"
+  np.testing.assert_array_equal(whole.images[:6], first.images)
+  np.testing.assert_array_equal(whole.labels, np.r_[np.arange(6) % 3, np.arange(9) % 3])
+  # The first N a class of the whole: the first file's, then the next file's in order.
+  two = datasets.load_split("tiny_imagenet_400", "train", data_dir, limit_per_class=2)
+  np.testing.assert_array_equal(two.images, first.images)
+  three = datasets.load_split("tiny_imagenet_400", "train", data_dir, limit_per_class=3)
+  assert len(three) == 9 and np.bincount(three.labels).tolist() == [3, 3, 3]
+  np.testing.assert_array_equal(three.images[6:], whole.images[6:9])
+  assert len(datasets.load_split("tiny_imagenet_400", "test", data_dir)) == 3
+
+
+def test_tiny_imagenet_400_names_the_missing_file_and_refuses_streaming(tmp_path):
+  data_dir = _two_part_tiny(tmp_path)
+  (data_dir / "tiny_imagenet_200" / "train_next_300_per_class.npz").unlink()
+  with pytest.raises(UserInputError) as e:
+    datasets.load_split("tiny_imagenet_400", "train", data_dir)
+  _assert_one_line_naming(e, "train_next_300_per_class.npz")
+  data_dir = _two_part_tiny(tmp_path / "again")
+  with pytest.raises(UserInputError) as e:
+    datasets.open_stream("tiny_imagenet_400", "train", data_dir, 8, field="probe.image_size")
+  _assert_one_line_naming(e, "probe.image_size=0")
+
+
+def test_exclude_val_leaves_the_validation_carve_out_of_pretraining(tmp_path):
+  # The full regime and supervision train on the train split less the curve's validation
+  # carve, so that a choice scored on the carve never sees a pretrained-on image.
+  from mono_ssl import config_lib, curves
+  from mono_ssl import data as data_lib
+  data_dir = _two_part_tiny(tmp_path)
+  c = config_lib.base_config("supervised", "full", "mini")
+  c.probe.dataset = c.data.full_dataset = "tiny_imagenet_400"
+  c.data.data_dir = c.probe.data_dir = str(data_dir)
+  c.probe.val_fraction = 0.34
+  whole = datasets.load_split("tiny_imagenet_400", "train", data_dir)
+  assert len(data_lib.full_train_split(c)) == 15
+  c.data.exclude_val = True
+  kept = data_lib.full_train_split(c)
+  _, val_idx = curves.validation_split(np.asarray(whole.labels), whole.num_classes, 0.34, seed=0)
+  assert len(kept) == 15 - len(val_idx) and len(val_idx) == 6  # 2 of each class's 5
+  seen = {a.tobytes() for a in kept.images}
+  assert not any(whole.images[i].tobytes() in seen for i in val_idx)
+  c.data.full_dataset = "tiny_imagenet"
+  with pytest.raises(UserInputError) as e:
+    data_lib.full_train_split(c)
+  _assert_one_line_naming(e, "data.exclude_val=True")

@@ -1,8 +1,13 @@
 """The grid runner: tiny grid -> four outputs, a second invocation reruns nothing; grid and ablation configs."""
 import json
+import os
+import queue
 import shutil
+import signal
 import subprocess
 import sys
+import threading
+import time
 
 import flax.struct
 import jax
@@ -442,9 +447,105 @@ def test_export_keeps_bigans_sample_grids_its_last_reconstruction_and_no_checkpo
   for name in ("probe_results.json", "gan_curves.png", "samples_2500.png", "samples_20000.png",
                "recon_2500.png", "recon_5000.png", "recon_20000.png"):
     (run / name).write_text(name)
+  # Temp copies of an export killed mid-copy (its process gone) are removed; a live one's kept.
+  dead = subprocess.Popen(["true"])
+  dead.wait()
+  (dest / "bigan_single").mkdir(parents=True)
+  stale = [dest / f".grid_results.json.{dead.pid}{grid.EXPORT_TMP}",
+           dest / "bigan_single" / f".metrics.jsonl.{dead.pid}{grid.EXPORT_TMP}"]
+  for path in stale:
+    path.write_text("half")
+  (dest / f".other.{dead.pid}{grid.EXPORT_TMP}").mkdir()
+  live = dest / f".x.{os.getpid()}{grid.EXPORT_TMP}"
+  live.write_text("being written")
   grid.export_results(tmp_path / "work", dest,
                       {"runs": [{"seeds": [{"workdir": str(run), "name": "bigan_single"}]}]},
                       log=lambda s: None)
   kept = sorted(p.name for p in (dest / "bigan_single").iterdir())
   assert kept == ["gan_curves.png", "probe_results.json", "recon_20000.png", "samples_20000.png",
                   "samples_2500.png"]  # the latest reconstruction by step, not by name
+  assert sorted(p.name for p in dest.iterdir()) == [live.name, "bigan_single"]
+
+
+# The killed grid's child: a quick run (the random init), then one that would take hours but
+# exports its step-0 learning-curve point at once.
+KILLED_GRID = """
+import sys
+from pathlib import Path
+import jax
+jax.config.update("jax_num_cpu_devices", 4)  # as the tests: their compilation cache fits
+from mono_ssl import grid
+TINY = {tiny!r}
+runs = [grid.run_spec("random", "rotnet", "regime=single", "random", {{**TINY, "train.num_steps": 0}}),
+        grid.run_spec("slow", "rotnet", "regime=single", "slow",
+                      {{**TINY, "train.num_steps": 10**6, "train.log_every": 10**6,
+                        "train.ckpt_every": 10**6, "probe.curve_every": 10**6,
+                        "probe.curve_epochs": 1, "probe.curve_train_size": 40,
+                        "probe.curve_val_size": 20}})]
+config = grid.grid_config(runs, "cpu", "bundled_cifar10", title="killed")
+config.results_dir = {dest!r}
+grid.run_grid(config, Path({workdir!r}), log=lambda s: print(s, flush=True))
+"""
+
+
+def test_a_killed_grid_leaves_its_finished_runs_and_tables_in_results_dir_whole(tmp_path):
+  """SIGKILL mid-grid: the finished run and the tables so far are in results_dir (atomically:
+  no temp copy, every file whole), the running run's curve so far too; the finished run copied
+  into a fresh workdir is reused, not retrained."""
+  from PIL import Image
+
+  from mono_ssl import curves, results_doc
+  dest, work = tmp_path / "results", tmp_path / "runs"
+  code = KILLED_GRID.format(tiny=TINY, dest=str(dest), workdir=str(work))
+  child = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                           env=dict(os.environ, PYTHONPATH=str(REPO)))
+  lines = queue.Queue()
+  threading.Thread(target=lambda: [lines.put(l) for l in child.stdout], daemon=True).start()
+  wanted = [dest / "random" / "probe_results.json", dest / "grid_results.json",
+            dest / "slow" / "probe_curve.jsonl"]
+  log, deadline, curve_at = [], time.time() + 300, None
+  try:
+    # Until everything is exported, or 20 s after the slow run logged its step-0 point (whose
+    # export follows at once): a grid that exports only at its end fails here, not at the deadline.
+    while not all(p.exists() for p in wanted) and time.time() < deadline and child.poll() is None:
+      if curve_at and time.time() > curve_at + 20:
+        break
+      try:
+        log.append(lines.get(timeout=0.2))
+      except queue.Empty:
+        continue
+      if log[-1].startswith("learning curve at step 0"):
+        curve_at = time.time()
+  finally:
+    try:
+      os.killpg(child.pid, signal.SIGKILL)
+    except ProcessLookupError:  # it ended by itself (the asserts below say how)
+      pass
+    child.wait()
+  tail = "".join(log[-30:])
+  assert child.returncode == -signal.SIGKILL, tail  # killed mid-grid, not finished or crashed
+  assert all(p.exists() for p in wanted), tail
+  assert not (work / "slow" / grid.FINISHED).exists()
+  # Nothing half-written: no temp copy left, every file readable whole.
+  assert not [p for p in dest.rglob("*") if grid.EXPORT_TMP in p.name]
+  for p in dest.rglob("*.json"):
+    json.loads(p.read_text())
+  for p in dest.rglob("*.png"):
+    Image.open(p).verify()
+  assert np.load(dest / "random" / "conv1_filters.npy").ndim == 4
+  saved = json.loads((dest / "grid_results.json").read_text())
+  assert [r["name"] for r in saved["runs"]] == ["random"]  # the tables so far
+  assert "| random | 1 |" in results_doc.render(saved)
+  assert (dest / "grid_results.md").exists() and not (dest / "slow" / grid.FINISHED).exists()
+  assert [p["step"] for p in curves.read_curve(dest / "slow" / "probe_curve.jsonl")] == [0]
+  # Restored on another machine: the finished run's folder copied into a workdir is reused.
+  restored = tmp_path / "restored"
+  shutil.copytree(dest / "random", restored / "random")
+  config = grid.grid_config([grid.run_spec("random", "rotnet", "regime=single", "random",
+                                           {**TINY, "train.num_steps": 0})],
+                            "cpu", "bundled_cifar10", title="killed")
+  logs = []
+  back = grid.run_grid(config, restored, log=logs.append)
+  assert not any(": running in " in l for l in logs) and any("finished earlier" in l for l in logs)
+  assert back["runs"][0]["results"] == saved["runs"][0]["results"]

@@ -73,3 +73,39 @@ def test_step_under_pmap_with_axis_name_matches_jit():
   for a, b in zip(jax.tree.leaves(jax.device_get(jit_state.params)),
                   jax.tree.leaves(jax.device_get(p_state.params))):
     np.testing.assert_allclose(a, b[0], rtol=2e-4, atol=2e-5)
+
+
+def test_heldout_rotation_accuracy_counts_every_image_in_all_four_rotations():
+  # Against a direct count with the model's own inference-mode logits; 7 images in batches of
+  # 4 (the padded last batch is masked), and a trained-to-one-answer head is scored 1/4.
+  from mono_ssl.train_state import normalise
+  mesh = shd.make_mesh()
+  state, gen, step = _setup(mesh, lr=0.1)
+  for t in range(20):
+    idx = jax.device_put(jnp.arange(16 * t, 16 * t + 16), shd.batch_sharded(mesh))
+    state, _ = step(state, gen(idx), jax.random.key(t))
+  imgs = np.asarray(gen(jnp.arange(1000, 1007)) * 255).round().astype(np.uint8)
+  acc = rotnet.make_rotation_accuracy(state, imgs, batch=4)(state)
+  r, labels = rotnet.rotate_batch(normalise(jnp.asarray(imgs, jnp.float32) / 255.0))
+  logits, _ = state.apply_fn({"params": state.params, "batch_stats": state.batch_stats}, r, train=False)
+  direct = float(np.mean(np.argmax(np.asarray(logits), -1) == np.asarray(labels)))
+  assert acc == direct and 0 <= acc <= 1
+  # A head that answers "0 degrees" whatever it sees gets exactly a quarter.
+  params = jax.tree.map(lambda x: x, state.params)
+  params["classifier"]["bias"] = params["classifier"]["bias"].at[0].set(1e6)
+  assert rotnet.make_rotation_accuracy(state, imgs, batch=4)(state.replace(params=params)) == 0.25
+
+
+def test_rotnet_curve_points_carry_the_heldout_rotation_accuracy(tmp_path):
+  from mono_ssl import curves, train
+  curve = {"probe.curve_every": 3, "probe.curve_epochs": 1, "probe.curve_train_size": 100,
+           "probe.curve_val_size": 40, "probe.val_fraction": 0.2}
+  config = tiny_config(**curve)
+  train.pretrain(config, tmp_path / "on", log=lambda s: None, probe_train=train.load_probe_data(config)[0])
+  points = curves.read_curve(tmp_path / "on" / curves.CURVE_FILE)
+  assert [p["step"] for p in points] == [0, 3, 6]
+  assert all(0 <= p["rotation_acc_heldout"] <= 1 for p in points)
+  assert "rotation_acc_heldout" not in curves.curve_layers(points)
+  off = tiny_config(**curve, **{"probe.curve_rotation_heldout": 0})
+  train.pretrain(off, tmp_path / "off", log=lambda s: None, probe_train=train.load_probe_data(off)[0])
+  assert not any("rotation_acc_heldout" in p for p in curves.read_curve(tmp_path / "off" / curves.CURVE_FILE))

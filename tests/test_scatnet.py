@@ -73,7 +73,7 @@ def test_the_method_wraps_it_as_a_trunk_with_nothing_to_train():
     scatnet_method.create_state(config, 32, jax.random.key(0), mesh, 10)
 
 
-@pytest.mark.parametrize("scale", ["cpu", "mini"])
+@pytest.mark.parametrize("scale", ["cpu", "mini", "calib"])
 def test_probe_size_is_met_at_both_orders(scale):
   # The config's one probe size is feasible (within the tolerance) at conv1 and conv2 of the
   # transform at the scale's input side, so a ScatNet row probes like the AlexNet rows.

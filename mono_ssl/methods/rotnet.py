@@ -5,6 +5,7 @@ from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from mono_ssl.methods.protocol import Hooks
 from mono_ssl.models.alexnet import alexnet_from_config
@@ -57,6 +58,36 @@ def make_train_step(config=None, axis_name: Any = None) -> Callable:
     return classification_update(state, x, labels, key, axis_name)
 
   return step
+
+
+def make_rotation_accuracy(state: TrainState, images: np.ndarray, batch: int = 500) -> Callable:
+  """`fn(state) -> float`: the rotation head's accuracy on `images` (uint8 NHWC, at the
+  network's input side) in all four rotations, BatchNorm in inference mode.
+
+  The control a RotNet row needs before its probes are read (has the run learned its own
+  task?), on held-out images: the same images for every regime (`train.pretrain` takes
+  them from the probe set's validation carve), so single-image and full-data runs are
+  read alike. One compiled batch shape; the last batch is padded and masked.
+  """
+  n = len(images)
+  pad = (-n) % batch
+  x = np.concatenate([images, np.zeros((pad,) + images.shape[1:], images.dtype)]) if pad else images
+  valid = np.arange(len(x)) < n
+  apply_fn = state.apply_fn
+
+  @jax.jit
+  def correct(params, batch_stats, xb, mb):
+    r, labels = rotate_batch(normalise(xb.astype(jnp.float32) / 255.0))
+    logits, _ = apply_fn({"params": params, "batch_stats": batch_stats}, r, train=False)
+    hit = (jnp.argmax(logits, -1) == labels).reshape(-1, NUM_ROTATIONS)
+    return jnp.sum(hit * mb[:, None])
+
+  def accuracy(st: TrainState) -> float:
+    hits = sum(int(correct(st.params, st.batch_stats, x[i:i + batch], valid[i:i + batch]))
+               for i in range(0, len(x), batch))
+    return hits / (NUM_ROTATIONS * n)
+
+  return accuracy
 
 
 HOOKS = Hooks()  # the loop's defaults: uniform indices, the images as the batch

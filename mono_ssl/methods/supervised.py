@@ -15,6 +15,7 @@ import flax.struct
 import jax
 import numpy as np
 
+from mono_ssl import data as data_lib
 from mono_ssl import datasets
 from mono_ssl import sharding as shd
 from mono_ssl.errors import UserInputError
@@ -36,7 +37,7 @@ def _train_split(config):
   if config.data.image_size:  # streamed (ImageNet): the same images as the full regime's stream
     return datasets.open_stream(config.data.full_dataset, "train", config.data.data_dir or None,
                                 config.data.image_size, field="data.image_size")
-  return datasets.load_split(config.data.full_dataset, "train", config.data.data_dir or None)
+  return data_lib.full_train_split(config)  # less the validation carve with data.exclude_val
 
 
 def num_classes(config) -> int:

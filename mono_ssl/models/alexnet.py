@@ -73,12 +73,54 @@ MINI_CONVS = (
     ConvSpec(48, 3, 1, 1, True),
 )
 
-INPUT_SIDE = {"cpu": 32, "mini": 48, "paper": 224}  # the side each stack is designed for
+# Calibrated scale (issue 39, "a miniature whose controls work"): Tiny-ImageNet's own 64 px,
+# no upsampling. conv1 5x5 stride 2 with 24 filters over 75 input values (0.32 filters per
+# value; the paper's 0.26, mini's 0.89, whose random 3x3 filters already keep ~87% of a patch),
+# then AlexNet's layout one pool earlier: maps 32/15/15/15/15 and a 7x7 head (the paper's
+# 55/27/13/13/13, 6x6); receptive fields 7.8 / 26.6 / 39.1 / 51.6 / 64.1% of the input
+# (the paper's 4.9 / 22.8 / 44.2 / 58.5 / 72.8%). Widths a quarter of the paper's. Chosen among
+# measured candidates (results/calib_scale/candidates.md, benchmarks/calib_candidates.py).
+CALIB_CONVS = (
+    ConvSpec(24, 5, 2, 2, True),
+    ConvSpec(64, 3, 1, 1, False),
+    ConvSpec(96, 3, 1, 1, False),
+    ConvSpec(96, 3, 1, 1, False),
+    ConvSpec(64, 3, 1, 1, True),
+)
+
+INPUT_SIDE = {"cpu": 32, "mini": 48, "calib": 64, "paper": 224}  # the side each stack is designed for
+
+
+def parse_convs(text: str) -> tuple[ConvSpec, ...]:
+  """A conv stack from its spec string, e.g. '24:5/2p,64:3,96:3,96:3,64:3p' (`model.convs`).
+
+  One `filters:kernel[/stride][p]` item per layer, five layers; `p` puts AlexNet's 3/2
+  max-pool after the layer; zero padding is kernel // 2. For trying stacks (the calibrated
+  scale's candidates) without a new scale in the code.
+  """
+  how = "e.g. --config.model.convs='24:5/2p,64:3,96:3,96:3,64:3p' (filters:kernel[/stride][p])"
+  items = [t.strip() for t in str(text).split(",")]
+  if len(items) != len(LAYER_NAMES):
+    raise UserInputError(f"model.convs={text!r} has {len(items)} layers, not {len(LAYER_NAMES)}; {how}.")
+  out = []
+  for item in items:
+    pool = item.endswith("p")
+    body = item[:-1] if pool else item
+    try:
+      filters, rest = body.split(":")
+      kernel, stride = (rest.split("/") + ["1"])[:2] if "/" in rest else (rest, "1")
+      spec = ConvSpec(int(filters), int(kernel), int(stride), int(kernel) // 2, pool)
+    except ValueError:
+      raise UserInputError(f"model.convs item {item!r} is not filters:kernel[/stride][p]; {how}.") from None
+    if min(spec.filters, spec.kernel, spec.stride) < 1:
+      raise UserInputError(f"model.convs item {item!r} needs positive filters, kernel and stride; {how}.")
+    out.append(spec)
+  return tuple(out)
 
 
 def conv_specs(scale: str, width_mult: float = 1.0) -> tuple[ConvSpec, ...]:
-  """The conv stack of a scale ('cpu', 'mini' or 'paper'), widths multiplied by width_mult."""
-  base = {"cpu": CPU_CONVS, "mini": MINI_CONVS, "paper": PAPER_CONVS}[scale]
+  """The conv stack of a scale ('cpu', 'mini', 'calib' or 'paper'), widths multiplied by width_mult."""
+  base = {"cpu": CPU_CONVS, "mini": MINI_CONVS, "calib": CALIB_CONVS, "paper": PAPER_CONVS}[scale]
   return tuple(dataclasses.replace(c, filters=max(1, int(round(c.filters * width_mult))))
                for c in base)
 
@@ -189,8 +231,19 @@ def alexnet_from_config(config, num_classes: int) -> AlexNet:
                          "e.g. --config.model.hidden='(512, 512)'.")
   if not m.width_mult > 0:
     raise UserInputError(f"model.width_mult={m.width_mult} must be > 0 (1.0 = the full width).")
-  return AlexNet(convs=conv_specs(config.scale, m.width_mult), hidden=tuple(m.hidden),
+  return AlexNet(convs=config_convs(config), hidden=tuple(m.hidden),
                  num_classes=num_classes, dropout=m.dropout, dtype=compute_dtype(config))
+
+
+def config_convs(config) -> tuple[ConvSpec, ...]:
+  """The conv stack a config trains: `model.convs` if set (a spec string), else its scale's;
+  widths times `model.width_mult`."""
+  m = config.model
+  spec = m.get("convs", "")
+  if not spec:
+    return conv_specs(config.scale, m.width_mult)
+  return tuple(dataclasses.replace(c, filters=max(1, int(round(c.filters * m.width_mult))))
+               for c in parse_convs(spec))
 
 
 DTYPES = ("float32", "bfloat16")
@@ -230,4 +283,34 @@ def receptive_fields(convs: Sequence[ConvSpec], input_size: int) -> dict:
       jump *= POOL_STRIDE
       side = (side - POOL_KERNEL) // POOL_STRIDE + 1
   out["final_map"] = side
+  return out
+
+
+# The calibrated scale's geometry gates (issue 39), each against the paper's AlexNet at 224 px:
+# conv1 at most 0.4 filters per input value (the paper's 96 over 11x11x3: 0.26; a stack with
+# nearly a complete basis at conv1 keeps most of a patch whatever its filters, so conv1 cannot
+# show learning), receptive-field shares within x1.7 (conv1) and x1.5 (conv2, conv3) of the
+# paper's, conv4/conv5 inside the image, a final map of at least 3x3.
+MAX_CONV1_FILTERS_PER_VALUE = 0.4
+RF_SHARE_FACTOR = {"conv1": 1.7, "conv2": 1.5, "conv3": 1.5}
+MIN_FINAL_MAP = 3
+
+
+def conv1_filters_per_value(convs: Sequence[ConvSpec], channels: int = 3) -> float:
+  """conv1's filters over the values one of its windows reads (k^2 x channels)."""
+  c = convs[0]
+  return c.filters / (c.kernel * c.kernel * channels)
+
+
+def scale_gates(convs: Sequence[ConvSpec], input_size: int) -> dict[str, bool]:
+  """Which of the calibrated scale's geometry gates a stack at `input_size` meets (name -> bool)."""
+  rf = receptive_fields(convs, input_size)
+  paper = receptive_fields(PAPER_CONVS, INPUT_SIDE["paper"])
+  out = {"conv1 filters/value <= 0.4": conv1_filters_per_value(convs) <= MAX_CONV1_FILTERS_PER_VALUE}
+  for layer, factor in RF_SHARE_FACTOR.items():
+    ratio = rf[layer]["fraction"] / paper[layer]["fraction"]
+    out[f"{layer} RF within x{factor} of the paper's"] = 1 / factor <= ratio <= factor
+  for layer in ("conv4", "conv5"):
+    out[f"{layer} RF < 100%"] = rf[layer]["fraction"] < 1
+  out[f"final map >= {MIN_FINAL_MAP}x{MIN_FINAL_MAP}"] = rf["final_map"] >= MIN_FINAL_MAP
   return out
