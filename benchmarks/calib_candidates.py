@@ -59,7 +59,8 @@ def geometry(name: str) -> dict:
           "conv_mflop_fwd": round(flops / 1e6, 1), "gates": A.scale_gates(convs, side)}
 
 
-def config_for(name: str, method: str, steps: int, fit: int):
+def config_for(name: str, method: str, steps: int, fit: int, lr: float = 0.0, views: str = "crops",
+               curve_every: int = 0, probe_epochs: int = 4):
   spec, side, resize = CANDIDATES[name]
   path = "configs/supervised.py:scale=mini" if method == "supervised" else "configs/rotnet.py:scale=mini,regime=full"
   cfg = config_lib.load_config_file(*path.split(":", 1))
@@ -71,10 +72,13 @@ def config_for(name: str, method: str, steps: int, fit: int):
     cfg.data.exclude_val = True  # never pretrain on the validation carve the window is read on
     cfg.train.num_steps = steps
     cfg.train.ckpt_every = 250
-    cfg.probe.curve_every = steps
+    cfg.probe.curve_every = curve_every or steps
+    cfg.probe.train_views = views
+    if lr:
+      cfg.train.lr = lr
     cfg.probe.curve_train_size = fit
     cfg.probe.curve_val_size = 8000
-    cfg.probe.curve_epochs = 4
+    cfg.probe.curve_epochs = probe_epochs
     if method == "supervised":
       cfg.model.dropout = 0.5  # the paper's AlexNet head (torchvision's: Dropout 0.5 before fc6, fc7)
   return cfg
@@ -83,16 +87,18 @@ def config_for(name: str, method: str, steps: int, fit: int):
 def window(args) -> None:
   probe_train = datasets.load_split(DATASET, "train")
   for name in args.cands:
-    out = Path(args.out) / f"window_{name}.json"
+    tag = f"_{args.tag}" if args.tag else ""
+    out = Path(args.out) / f"window_{name}{tag}.json"
     if out.exists():
       print(f"{name}: done already ({out})", flush=True)
       continue
-    cfg = config_for(name, "supervised", args.steps, args.fit)
+    cfg = config_for(name, "supervised", args.steps, args.fit, args.lr, args.views, args.curve_every,
+                     args.probe_epochs)
     if CANDIDATES[name][2]:
       ds = datasets.resize_images(probe_train, CANDIDATES[name][2])
     else:
       ds = probe_train
-    workdir = Path(args.workroot) / name
+    workdir = Path(args.workroot) / f"{name}{tag}"
     workdir.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     _, _, info = train.pretrain(cfg, workdir, probe_train=ds, log=lambda s, name=name: print(name, s, flush=True))
@@ -101,7 +107,9 @@ def window(args) -> None:
     layers = [l for l in A.LAYER_NAMES if l in first]
     rand = {l: first[l]["top1"] for l in layers}
     sup = {l: last[l]["top1"] for l in layers}
-    row = {"name": name, **geometry(name), "supervised_steps": args.steps, "fit_images": args.fit,
+    row = {"name": name, "tag": args.tag, **geometry(name), "supervised_steps": args.steps,
+           "lr": cfg.train.lr, "lr_boundaries": list(cfg.train.lr_boundaries), "probe_views": args.views,
+           "curve": points, "fit_images": args.fit,
            "val_images": cfg.probe.curve_val_size, "probe_epochs": cfg.probe.curve_epochs,
            "probe_dims": {l: first[l].get("dims") for l in layers},
            "random_top1": rand, "supervised_top1": sup,
@@ -174,6 +182,11 @@ def main(argv) -> int:
   ap.add_argument("--steps", type=int, default=1500)
   ap.add_argument("--fit", type=int, default=40_000)
   ap.add_argument("--reps", type=int, default=5)
+  ap.add_argument("--lr", type=float, default=0.0, help="the supervised lr (0: the config's)")
+  ap.add_argument("--views", default="crops", help="probe.train_views of the curve probes")
+  ap.add_argument("--curve_every", type=int, default=0, help="curve points (0: first and last step)")
+  ap.add_argument("--probe_epochs", type=int, default=4)
+  ap.add_argument("--tag", default="", help="a name suffix: a second window of one candidate")
   ap.add_argument("--workroot", default="/work/calib")
   ap.add_argument("--out", default="results/calib_scale")
   args = ap.parse_args(argv)

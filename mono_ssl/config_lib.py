@@ -151,6 +151,9 @@ def base_config(method: str, regime: str, scale: str) -> ml_collections.ConfigDi
       # the test images are seen whole; chosen on the validation split (above): crops of
       # 50-100% of the area cost 0.7-3.2 points at lr 0.1, at every layer of both trunks.
       crop_scale=(1.0, 1.0) if small else (0.08, 1.0),
+      # crops: crop_scale and flip drawn afresh every step, through the trunk; whole: the
+      # whole image or its mirror, features computed once (probe.LinearProbe).
+      train_views="crops",
       # paper: train on random-resized 224 crops, test on ten 224 crops of the 256 px
       # test images (4 corners + centre, and flips; logits averaged). cpu: the whole image.
       crop_size=0 if small else 224,

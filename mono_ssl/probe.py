@@ -145,6 +145,18 @@ def adaptive_max_pool(x: jax.Array, rows: int, cols: int) -> jax.Array:
   return along(along(x, 1, rows), 2, cols)
 
 
+def pool_features(feats: dict, pools) -> dict:
+  """Each probed layer's map max-pooled by its spec: the probes' inputs before BatchNorm."""
+  out = {}
+  for name, spec in pools:
+    if len(spec) == 2:
+      out[name] = adaptive_max_pool(feats[name], *spec)
+    else:
+      k, s, p = spec
+      out[name] = nn.max_pool(feats[name], (k, k), strides=(s, s), padding=((p, p), (p, p)))
+  return out
+
+
 class ProbeHeads(nn.Module):
   """Max-pool -> BatchNorm (per channel, no affine) -> flatten -> Dense, one head per tapped layer.
 
@@ -155,16 +167,14 @@ class ProbeHeads(nn.Module):
   num_classes: int
   pools: Any  # tuple of (layer, (kernel, stride, pad) or (rows, cols))
   bn_axis_name: Any = None
+  prepooled: bool = False  # feats already pooled by `pool_features` (cached-feature probes)
 
   @nn.compact
   def __call__(self, feats: dict, train: bool = False) -> dict:
     logits = {}
-    for name, spec in self.pools:
-      if len(spec) == 2:
-        f = adaptive_max_pool(feats[name], *spec)
-      else:
-        k, s, p = spec
-        f = nn.max_pool(feats[name], (k, k), strides=(s, s), padding=((p, p), (p, p)))
+    pooled = feats if self.prepooled else pool_features(feats, self.pools)
+    for name, _ in self.pools:
+      f = pooled[name]
       # Statistics per channel over (batch, rows, cols), as BatchNorm2d on the pooled map.
       f = nn.BatchNorm(use_running_average=not train, use_scale=False, use_bias=False,
                        momentum=0.9, axis_name=self.bn_axis_name, name=f"{name}_bn")(f)
@@ -192,6 +202,10 @@ class ProbeConfig:
   ten_crop: bool = False  # test logits averaged over 4 corner + centre crops and their flips
   layers: tuple = LAYER_NAMES
   seed: int = 0
+  # "crops": every step crops (crop_scale) and flips afresh, through the trunk; "whole": the
+  # whole image or its mirror at random, from features computed once per image and mirror
+  # (crop_scale unused): 2 trunk passes over the train split instead of one an epoch.
+  train_views: str = "crops"
 
   @classmethod
   def from_config(cls, cfg) -> "ProbeConfig":
@@ -209,25 +223,29 @@ def make_probe_step(trunk_apply: Callable, heads: ProbeHeads, axis_name: Any = N
   def step(state: TrainState, trunk_vars, images, labels, key):
     del key  # the probes are deterministic given the batch
     _, feats = trunk_apply(trunk_vars, normalise(images), train=False, head=False)
-    feats = jax.lax.stop_gradient(feats)
-
-    def loss_fn(params):
-      logits, updates = heads.apply({"params": params, "batch_stats": state.batch_stats}, feats,
-                                    train=True, mutable=["batch_stats"])
-      losses = {n: optax.softmax_cross_entropy_with_integer_labels(l, labels).mean()
-                for n, l in logits.items()}
-      return sum(losses.values()), (losses, logits, updates["batch_stats"])
-
-    (loss, (losses, logits, bstats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-    metrics = {"loss": loss, **{f"loss_{n}": v for n, v in losses.items()},
-               **{f"acc_{n}": jnp.mean(jnp.argmax(l, -1) == labels) for n, l in logits.items()}}
-    if axis_name is not None:
-      grads, metrics = jax.lax.pmean((grads, metrics), axis_name)
-    updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
-    return state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
-                         batch_stats=bstats, opt_state=opt_state), metrics
+    return head_update(heads, state, jax.lax.stop_gradient(feats), labels, axis_name)
 
   return step
+
+
+def head_update(heads: ProbeHeads, state: TrainState, feats: dict, labels: jax.Array,
+                axis_name: Any = None):
+  """One SGD step of the heads on (frozen) features -> (state, metrics)."""
+  def loss_fn(params):
+    logits, updates = heads.apply({"params": params, "batch_stats": state.batch_stats}, feats,
+                                  train=True, mutable=["batch_stats"])
+    losses = {n: optax.softmax_cross_entropy_with_integer_labels(l, labels).mean()
+              for n, l in logits.items()}
+    return sum(losses.values()), (losses, logits, updates["batch_stats"])
+
+  (loss, (losses, logits, bstats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  metrics = {"loss": loss, **{f"loss_{n}": v for n, v in losses.items()},
+             **{f"acc_{n}": jnp.mean(jnp.argmax(l, -1) == labels) for n, l in logits.items()}}
+  if axis_name is not None:
+    grads, metrics = jax.lax.pmean((grads, metrics), axis_name)
+  updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
+  return state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
+                       batch_stats=bstats, opt_state=opt_state), metrics
 
 
 def eval_views(images: jax.Array, crop: int | None = None, ten_crop: bool = False) -> list:
@@ -333,6 +351,24 @@ def probe_parts(trunk_apply: Callable, trunk_vars: Any, image_size: int, num_cla
                     cfg_eval_step(trunk_apply, heads, cfg))
 
 
+TRAIN_VIEWS = ("crops", "whole")
+F16_MAX = 6e4  # below float16's largest finite value (65504)
+
+
+def _whole_views_features(trunk_apply: Callable, pools, flip: bool) -> Callable:
+  """`(trunk_vars, uint8 images) -> {layer: (B, views, ...)}`: the pooled probe inputs of each
+  image and (with `flip`) its mirror, the trunk in inference mode."""
+
+  def features(trunk_vars, images):
+    x = images.astype(jnp.float32) / 255.0
+    views = [x, x[:, :, ::-1]] if flip else [x]
+    out = [pool_features(trunk_apply(trunk_vars, normalise(v), train=False, head=False)[1], pools)
+           for v in views]
+    return {name: jnp.stack([o[name] for o in out], axis=1) for name, _ in pools}  # batch first: sharded
+
+  return features
+
+
 class LinearProbe:
   """The five probes of one trunk architecture on one (train, test) pair, compiled once.
 
@@ -344,6 +380,8 @@ class LinearProbe:
 
   Train-time augmentation: random-resized crop (scale `crop_scale`, resized to
   `crop_size`, default the images' side) and horizontal flip, on device.
+  With `train_views='whole'` the heads train instead on the whole image or its mirror, from
+  pooled features computed once per image and mirror (2 trunk passes, not one an epoch).
   Test: the whole image, its centre `crop_size` crop, or with `ten_crop` the
   mean logits of ten crops. Every test example counts: the last batch is
   padded and masked.
@@ -378,6 +416,19 @@ class LinearProbe:
     parts = probe_parts(trunk_apply, trunk_vars, crop, train.num_classes, cfg,
                         self.steps_per_epoch * cfg.epochs)
     self.dims, self.heads = parts.dims, parts.heads
+    if cfg.train_views not in TRAIN_VIEWS:
+      raise UserInputError(f"probe.train_views={cfg.train_views!r} is not one of {', '.join(TRAIN_VIEWS)}.")
+    self.whole = cfg.train_views == "whole"
+    if self.whole:
+      if isinstance(train, StreamingImages) or crop != size:
+        raise UserInputError(f"probe.train_views='whole' reads the whole {size} px images held in memory; "
+                             "set probe.crop_size=0 and probe.image_size=0, or probe.train_views='crops'.")
+      self._features = jax.jit(_whole_views_features(trunk_apply, self.heads.pools, cfg.flip),
+                               in_shardings=(repl, bsh), out_shardings=bsh)
+      prepooled = self.heads.clone(prepooled=True)
+      self._cached_step = jax.jit(
+          lambda st, feats, labels: head_update(prepooled, st, feats, labels), donate_argnums=0,
+          in_shardings=(repl, bsh, bsh), out_shardings=(repl, repl))
     self._init = jax.jit(parts.init, out_shardings=repl)
     self._step = jax.jit(parts.step, donate_argnums=0,
                          in_shardings=(repl, repl, bsh, bsh, repl), out_shardings=(repl, repl))
@@ -406,6 +457,57 @@ class LinearProbe:
       self._crop = jax.jit(lambda b, lab, idx: (sample_geometry(b, aug, aug_key, idx),
                                                 lab[idx % n_train]), out_shardings=(bsh, bsh))
 
+  def _cached_features(self, trunk_vars) -> dict:
+    """{layer: (N, views, ...) pooled features} of every train image (views: it and its mirror,
+    or it alone without flips), host float16 where every value of a layer fits it (its rounding,
+    ~5e-4 relative, is below what a linear probe resolves), else float32: one pass of the trunk
+    per view instead of one per epoch."""
+    images, n = self.train.images, len(self.train)
+    bs = shd.fit_batch_size(self.cfg.eval_batch_size, self.mesh)
+    out = None
+    for lo in range(0, n, bs):
+      block = images[lo:lo + bs]
+      if len(block) < bs:  # one compiled shape: pad the last block
+        block = np.concatenate([block, np.zeros((bs - len(block),) + block.shape[1:], block.dtype)])
+      feats = jax.device_get(self._features(trunk_vars, shd.to_global(block, shd.batch_sharded(self.mesh))))
+      if out is None:  # float16 halves the cache (80,000 images x 2 views x 2,304 values x 5 layers: 3.7 GB)
+        out = {k: np.empty((n,) + v.shape[1:], np.float16) for k, v in feats.items()}
+      for k, v in feats.items():
+        v = v[:min(bs, n - lo)]
+        if out[k].dtype == np.float16 and not np.abs(v).max() < F16_MAX:
+          out[k] = out[k].astype(np.float32)  # a layer beyond float16's range keeps float32
+        out[k][lo:lo + bs] = v
+    return out
+
+  def _train_whole(self, state, trunk_vars, rng, t0):
+    """The heads' epochs on cached whole-image features: each step a random batch, each
+    example the image or its mirror at random (as `flip`), the same SGD as `crops`."""
+    cfg, bsh = self.cfg, shd.batch_sharded(self.mesh)
+    feats = self._cached_features(trunk_vars)
+    labels_all = np.asarray(self.train.labels, np.int32)
+    n_train, views = len(self.train), next(iter(feats.values())).shape[1]
+    metrics = None
+    for epoch in range(cfg.epochs):
+      perm = rng.permutation(n_train)[:self.steps_per_epoch * cfg.batch_size]
+      flips = rng.integers(0, views, len(perm))
+      for s in range(self.steps_per_epoch):
+        idx, fl = perm[s * cfg.batch_size:(s + 1) * cfg.batch_size], flips[s * cfg.batch_size:(s + 1) * cfg.batch_size]
+        batch = {k: v[idx, fl].astype(np.float32) for k, v in feats.items()}
+        state, metrics = self._cached_step(state, shd.to_global(batch, bsh),
+                                           shd.to_global(labels_all[idx], bsh))
+      self._log_epoch(epoch, metrics, t0)
+    return state
+
+  def _log_epoch(self, epoch: int, metrics, t0: float) -> None:
+    cfg = self.cfg
+    m = jax.device_get(metrics)
+    self.log(f"probe epoch {epoch + 1}/{cfg.epochs}: loss {float(m['loss']):.3f} last-batch acc "
+             + " ".join(f"{n} {100 * float(m['acc_' + n]):.1f}" for n in cfg.layers)
+             + f" ({time.time() - t0:.0f}s)")
+    if not np.isfinite(float(m["loss"])):
+      raise UserInputError(f"probe loss became {float(m['loss'])} in epoch {epoch + 1}; "
+                           "lower probe.lr.")
+
   def __call__(self, trunk_vars: Any) -> dict:
     cfg, train, mesh = self.cfg, self.train, self.mesh
     repl, bsh = shd.replicated(mesh), shd.batch_sharded(mesh)
@@ -414,7 +516,7 @@ class LinearProbe:
     state = self._init(trunk_vars, jax.random.key(cfg.seed))
     rng = np.random.default_rng(cfg.seed)
     t0 = time.time()
-    for epoch in range(cfg.epochs):
+    for epoch in range(0 if self.whole else cfg.epochs):
       # Epoch e's order is a permutation of the data; the patch index also
       # carries the epoch so that every epoch sees fresh crops.
       perm = rng.permutation(n_train)[:steps_per_epoch * cfg.batch_size]
@@ -441,13 +543,9 @@ class LinearProbe:
         state, metrics = self._step(state, trunk_vars, images, labels, jax.random.key(0))
       if host_batches is not None:
         host_batches.close()  # stops its reader thread
-      m = jax.device_get(metrics)
-      self.log(f"probe epoch {epoch + 1}/{cfg.epochs}: loss {float(m['loss']):.3f} last-batch acc "
-               + " ".join(f"{n} {100 * float(m['acc_' + n]):.1f}" for n in cfg.layers)
-               + f" ({time.time() - t0:.0f}s)")
-      if not np.isfinite(float(m["loss"])):
-        raise UserInputError(f"probe loss became {float(m['loss'])} in epoch {epoch + 1}; "
-                             "lower probe.lr.")
+      self._log_epoch(epoch, metrics, t0)
+    if self.whole:
+      state = self._train_whole(state, trunk_vars, rng, t0)
     heads_vars = {"params": state.params, "batch_stats": state.batch_stats}
     out = evaluate_probes(self.trunk_apply, trunk_vars, self.heads, heads_vars, self.test, cfg, mesh,
                           evaluate=self._evaluate)

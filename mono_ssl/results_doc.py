@@ -218,14 +218,15 @@ RF_CASES = (("paper", 224), ("calib", 64), ("mini", 48), ("cpu", 32), ("cpu", 64
 
 def render_receptive_fields() -> str:
   """Each probed layer's receptive field (px, % of the input side) and map side, both scales."""
-  from mono_ssl.models.alexnet import conv_specs, receptive_fields
+  from mono_ssl.models.alexnet import conv1_filters_per_value, conv_specs, receptive_fields
 
-  lines = ["| network, input | " + " | ".join(LAYER_NAMES) + " | final map |",
-           "|---|" + "---:|" * (len(LAYER_NAMES) + 1)]
+  lines = ["| network, input | " + " | ".join(LAYER_NAMES) + " | final map | conv1 filters per input value |",
+           "|---|" + "---:|" * (len(LAYER_NAMES) + 2)]
   for scale, size in RF_CASES:
     rf = receptive_fields(conv_specs(scale), size)
     cells = [f"{rf[l]['rf']} px ({100 * rf[l]['fraction']:.1f}%), {rf[l]['map']}²" for l in LAYER_NAMES]
-    lines.append(f"| {scale}, {size} px | " + " | ".join(cells) + f" | {rf['final_map']}² |")
+    lines.append(f"| {scale}, {size} px | " + " | ".join(cells) + f" | {rf['final_map']}² | "
+                 f"{conv1_filters_per_value(conv_specs(scale)):.2f} |")
   return "\n".join(lines) + "\n"
 
 

@@ -51,7 +51,8 @@ ADDED_FIELD_DEFAULTS = {"bigan.e_optimizer": "adam", "probe.layers": list(LAYER_
                         "deepcluster.reassign": 1.0, "deepcluster.fresh_views": False,
                         "deepcluster.feature_tap": "fc", "deepcluster.head_bn": True,
                         "deepcluster.kmeans_init": "kmeans++", "deepcluster.top_momentum": 0.9,
-                        "deepcluster.sobel": False, "model.dtype": "float32"}
+                        "deepcluster.sobel": False, "model.dtype": "float32",
+                        "probe.train_views": "crops"}
 
 
 def check_workdir(config, workdir: Path, log: Callable[[str], None] = print) -> None:

@@ -4,9 +4,11 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from mono_ssl import sharding as shd
 from mono_ssl.datasets import LabelledImages
+from mono_ssl.errors import UserInputError
 from mono_ssl.models.alexnet import AlexNet, conv_specs
 from mono_ssl.probe import ProbeConfig, pool_params, run_linear_probes
 
@@ -200,3 +202,58 @@ def test_probe_batchnorm_is_per_channel_on_the_pooled_map_against_numpy():
   np.testing.assert_allclose(np.asarray(stats["mean"]), 0.1 * mean, rtol=1e-5)  # momentum 0.9
   np.testing.assert_allclose(np.asarray(stats["var"]), 0.9 + 0.1 * var, rtol=1e-4)
   assert "conv1_bn" not in variables.get("params", {})  # no scale, no offset
+
+
+def test_whole_view_probes_train_on_cached_features_as_through_the_trunk():
+  # train_views='whole': features computed once per image and mirror, then the heads' SGD on
+  # them equals the same SGD on features computed through the trunk at every step (same
+  # batches, same mirrors), up to the cache's float16 rounding; and it learns the toy problem.
+  from mono_ssl.probe import LinearProbe, head_update, pool_features
+  from mono_ssl.train_state import normalise
+  model = AlexNet(convs=conv_specs("cpu", 0.25), hidden=(16, 16), num_classes=4)
+  variables = model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
+  train, test = _toy(400, 0, 32), _toy(203, 1, 32)
+  cfg = ProbeConfig(epochs=2, batch_size=40, eval_batch_size=100, lr=0.05, target_dims=144,
+                    train_views="whole")
+  probe = LinearProbe(model.apply, variables, train, test, cfg, mesh=shd.make_mesh(), log=lambda s: None)
+  cached = probe._train_whole(probe._init(variables, jax.random.key(0)), variables,
+                              np.random.default_rng(0), 0.0)
+  state, rng = probe._init(variables, jax.random.key(0)), np.random.default_rng(0)
+  step = jax.jit(lambda st, x, y: head_update(probe.heads, st, jax.lax.stop_gradient(
+      model.apply(variables, normalise(x), train=False, head=False)[1]), y))
+  mirrored = 0
+  for _ in range(cfg.epochs):
+    perm = rng.permutation(400)[:probe.steps_per_epoch * 40]
+    flips = rng.integers(0, 2, len(perm))
+    mirrored += flips.sum()
+    for s in range(probe.steps_per_epoch):
+      idx, fl = perm[s * 40:(s + 1) * 40], flips[s * 40:(s + 1) * 40]
+      x = train.images[idx].astype(np.float32) / 255.0
+      x[fl == 1] = x[fl == 1][:, :, ::-1]
+      state, _ = step(state, jnp.asarray(x), jnp.asarray(train.labels[idx]))
+  assert 0 < mirrored < len(perm) * cfg.epochs  # both views were drawn
+  for a, b in zip(jax.tree.leaves(jax.device_get(cached.params)), jax.tree.leaves(jax.device_get(state.params))):
+    np.testing.assert_allclose(a, b, rtol=2e-2, atol=2e-3)
+  # Unmirrored features would differ: the check can fail.
+  feats = pool_features(model.apply(variables, normalise(jnp.asarray(train.images[:8] / 255.0)),
+                                    head=False)[1], probe.heads.pools)
+  back = pool_features(model.apply(variables, normalise(jnp.asarray(train.images[:8, :, ::-1] / 255.0)),
+                                   head=False)[1], probe.heads.pools)
+  assert not np.allclose(feats["conv1"], back["conv1"])
+  res = run_linear_probes(model.apply, variables, train, test,
+                          dataclasses.replace(cfg, epochs=4), mesh=shd.make_mesh(), log=lambda s: None)
+  assert all(r["top1"] > 80.0 for r in res.values()), res
+
+
+def test_whole_view_probes_refuse_crops_and_unknown_views():
+  from mono_ssl.probe import LinearProbe
+  model = AlexNet(convs=conv_specs("cpu", 0.25), hidden=(16, 16), num_classes=4)
+  variables = model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
+  train, test = _toy(100, 0, 32), _toy(50, 1, 32)
+  for cfg, says in ((ProbeConfig(target_dims=144, batch_size=20, train_views="whole", crop_size=24,
+                                 layers=("conv1",)),
+                     "probe.crop_size=0"),
+                    (ProbeConfig(target_dims=144, batch_size=20, train_views="crop"), "train_views='crop'")):
+    with pytest.raises(UserInputError, match=says) as e:
+      LinearProbe(model.apply, variables, train, test, cfg, mesh=shd.make_mesh())
+    assert "\n" not in str(e.value)
