@@ -60,7 +60,7 @@ def geometry(name: str) -> dict:
 
 
 def config_for(name: str, method: str, steps: int, fit: int, lr: float = 0.0, views: str = "crops",
-               curve_every: int = 0, probe_epochs: int = 4):
+               curve_every: int = 0, probe_epochs: int = 4, lr_boundaries: tuple = ()):
   spec, side, resize = CANDIDATES[name]
   path = "configs/supervised.py:scale=mini" if method == "supervised" else "configs/rotnet.py:scale=mini,regime=full"
   cfg = config_lib.load_config_file(*path.split(":", 1))
@@ -76,6 +76,8 @@ def config_for(name: str, method: str, steps: int, fit: int, lr: float = 0.0, vi
     cfg.probe.train_views = views
     if lr:
       cfg.train.lr = lr
+    if lr_boundaries:
+      cfg.train.lr_boundaries = tuple(lr_boundaries)
     cfg.probe.curve_train_size = fit
     cfg.probe.curve_val_size = 8000
     cfg.probe.curve_epochs = probe_epochs
@@ -93,7 +95,7 @@ def window(args) -> None:
       print(f"{name}: done already ({out})", flush=True)
       continue
     cfg = config_for(name, "supervised", args.steps, args.fit, args.lr, args.views, args.curve_every,
-                     args.probe_epochs)
+                     args.probe_epochs, args.lr_boundaries)
     if CANDIDATES[name][2]:
       ds = datasets.resize_images(probe_train, CANDIDATES[name][2])
     else:
@@ -119,6 +121,47 @@ def window(args) -> None:
     tmp.write_text(json.dumps(row, indent=1))
     os.replace(tmp, out)  # a row is there whole or not at all
     print(name, json.dumps(row["random_over_supervised"]), flush=True)
+
+
+def evalrun(args) -> None:
+  """The window's probes (--fit images of the train carve, --probe_epochs, --views; scored on the
+  validation carve) on the latest checkpoint of a finished run (--run: its workdir), and its
+  fraction of supervision's gain against a window row (--against) read with the same recipe."""
+  import ml_collections
+
+  from mono_ssl.methods import rotnet
+  run = Path(args.run)
+  cfg = ml_collections.ConfigDict(json.loads((run / "config.json").read_text()))
+  against = json.loads(Path(args.against).read_text())
+  for k in ("fit_images", "probe_epochs", "probe_views"):
+    want = {"fit_images": args.fit, "probe_epochs": args.probe_epochs, "probe_views": args.views}[k]
+    if against.get(k) != want:
+      raise SystemExit(f"--against {args.against} was read with {k}={against.get(k)!r}, this with {want!r}: "
+                       "use the same recipe.")
+  with cfg.unlocked():
+    cfg.probe.curve_train_size, cfg.probe.curve_val_size = args.fit, against["val_images"]
+    cfg.probe.curve_epochs, cfg.probe.train_views = args.probe_epochs, args.views
+  t0 = time.time()
+  state = train.state_at(cfg, run)
+  probe_train = datasets.load_split(cfg.probe.dataset, "train")
+  apply, variables = train.method_module(cfg).trunk(state)
+  res = curves.CurveProbe(apply, variables, probe_train, cfg.probe)(variables)
+  top1 = {l: r["top1"] for l, r in res.items()}
+  rand, sup = against["random_top1"], against["supervised_top1"]
+  row = {"run": str(run), "method": cfg.method, "regime": cfg.regime, "scale": cfg.scale,
+         "step": int(jax.device_get(state.step)), "against": args.against, "fit_images": args.fit,
+         "val_images": against["val_images"], "probe_epochs": args.probe_epochs, "probe_views": args.views,
+         "top1": top1, "random_top1": rand, "supervised_top1": sup,
+         "fraction_of_supervised_gain": {l: round((top1[l] - rand[l]) / (sup[l] - rand[l]), 3) for l in top1}}
+  if cfg.method == "rotnet":
+    held = curves.heldout_images(probe_train, cfg.probe, int(cfg.probe.curve_rotation_heldout))
+    row["rotation_acc_heldout"] = rotnet.make_rotation_accuracy(state, held)(state)
+  row["wall_s"] = round(time.time() - t0, 1)
+  out = Path(args.out) / f"eval_{args.tag or run.name}.json"
+  tmp = out.with_suffix(".tmp")
+  tmp.write_text(json.dumps(row, indent=1))
+  os.replace(tmp, out)
+  print(json.dumps({k: row[k] for k in ("top1", "fraction_of_supervised_gain")}), flush=True)
 
 
 def cost(args) -> None:
@@ -170,6 +213,16 @@ def table(args) -> None:
     lines.append(f"| {name} | {g['input']} | `{g['convs']}` | {g['conv1_filters_per_value']:.2f} | "
                  f"{' / '.join(map(str, g['rf_pct']))} | {'/'.join(map(str, g['maps']))}, {g['final_map']} | "
                  f"{ok} | {g['conv_mflop_fwd']} | {step} | {win} |")
+  lines += ["", "Longer supervised runs of one candidate (tagged windows; probes as in each row):", "",
+            "| window | supervised steps, lr, drops | probe views, fit images, epochs | "
+            "random / supervised top-1 conv1..conv5 (validation) |", "|---|---|---|---|"]
+  for p in sorted(out.glob("window_*_*.json")):
+    g = json.loads(p.read_text())
+    win = " / ".join(f"{g['random_top1'][l]:.1f}-{g['supervised_top1'][l]:.1f} "
+                     f"(**{g['random_over_supervised'][l]:.2f}**)" for l in g["random_top1"])
+    lines.append(f"| {p.stem[len('window_'):]} | {g['supervised_steps']}, {g.get('lr')}, "
+                 f"{g.get('lr_boundaries')} | {g.get('probe_views')}, {g['fit_images']}, {g['probe_epochs']} | "
+                 f"{win} |")
   text = "\n".join(lines) + "\n"
   (out / "candidates_table.md").write_text(text)
   print(text)
@@ -177,12 +230,16 @@ def table(args) -> None:
 
 def main(argv) -> int:
   ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  ap.add_argument("what", choices=("window", "cost", "table"))
+  ap.add_argument("what", choices=("window", "cost", "table", "evalrun"))
+  ap.add_argument("--run", default="", help="evalrun: a finished run's workdir")
+  ap.add_argument("--against", default="", help="evalrun: the window row (JSON) of random and supervised")
   ap.add_argument("--cands", default=",".join(CANDIDATES), type=lambda s: s.split(","))
   ap.add_argument("--steps", type=int, default=1500)
   ap.add_argument("--fit", type=int, default=40_000)
   ap.add_argument("--reps", type=int, default=5)
   ap.add_argument("--lr", type=float, default=0.0, help="the supervised lr (0: the config's)")
+  ap.add_argument("--lr_boundaries", default=(), type=lambda s: tuple(float(x) for x in s.split(",")),
+                  help="the supervised lr drops (x0.1), fractions of --steps (default: the config's)")
   ap.add_argument("--views", default="crops", help="probe.train_views of the curve probes")
   ap.add_argument("--curve_every", type=int, default=0, help="curve points (0: first and last step)")
   ap.add_argument("--probe_epochs", type=int, default=4)
@@ -195,7 +252,7 @@ def main(argv) -> int:
       ap.error(f"unknown candidate {n!r}; known: {', '.join(CANDIDATES)}")
   Path(args.out).mkdir(parents=True, exist_ok=True)
   xla_cpu.apply()
-  {"window": window, "cost": cost, "table": table}[args.what](args)
+  {"window": window, "cost": cost, "table": table, "evalrun": evalrun}[args.what](args)
   return 0
 
 
