@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Mutation evidence for issue 6: every robustness test can fail.
 
-For each mutation below: copy the repository (mono_ssl/, tests/, configs/, notebooks/,
+For each mutation below: copy the repository (mono_ssl/, tests/, configs/, notebooks/, benchmarks/,
 pyproject.toml) into a temporary folder, apply ONE exact textual replacement
 `old -> new` in one file, run the pytest node ids that should catch it
 (`-x -q`, with a timeout) and record
@@ -39,7 +39,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-COPIED = ("mono_ssl", "tests", "configs", "notebooks", "pyproject.toml")
+COPIED = ("mono_ssl", "tests", "configs", "notebooks", "benchmarks", "pyproject.toml")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -973,6 +973,16 @@ MUTATIONS: list[Mutation] = [
       "        batch = {k: v[idx, 0].astype(np.float32) for k, v in feats.items()}",
       "tests/test_probe.py::test_whole_view_probes_train_on_cached_features_as_through_the_trunk",
       "the drawn mirror bit is ignored when the cached features are gathered"),
+    M("calib-evalrun-any-recipe", "benchmarks/calib_candidates.py",
+      "    if row.get(key) != want:",
+      "    if False and row.get(key) != want:",
+      "tests/test_calib_candidates.py::test_refuses_another_recipe",
+      "a trunk read by one probe recipe is compared with random/supervised read by another"),
+    M("calib-fraction-clipped", "benchmarks/calib_candidates.py",
+      "  return {l: round((top1[l] - rand[l]) / (sup[l] - rand[l]), 3) for l in top1}",
+      "  return {l: round(max(0.0, top1[l] - rand[l]) / (sup[l] - rand[l]), 3) for l in top1}",
+      "tests/test_calib_candidates.py::test_fraction_of_gain",
+      "a trunk below random init reads as 0 of supervision's gain, hiding a failed control"),
 ]# ---------------------------------------------------------------------------------------------
 
 

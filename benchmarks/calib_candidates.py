@@ -123,6 +123,19 @@ def window(args) -> None:
     print(name, json.dumps(row["random_over_supervised"]), flush=True)
 
 
+def check_same_recipe(row: dict, name: str, fit: int, epochs: int, views: str) -> None:
+  """Refuses (one line) to compare a trunk with a window row read by another probe recipe."""
+  for key, want in (("fit_images", fit), ("probe_epochs", epochs), ("probe_views", views)):
+    if row.get(key) != want:
+      raise SystemExit(f"--against {name} was read with {key}={row.get(key)!r}, this with {want!r}: "
+                       "use the same recipe.")
+
+
+def fraction_of_gain(top1: dict, rand: dict, sup: dict) -> dict:
+  """(trunk - random) / (supervised - random) per layer, the issue's control measure."""
+  return {l: round((top1[l] - rand[l]) / (sup[l] - rand[l]), 3) for l in top1}
+
+
 def evalrun(args) -> None:
   """The window's probes (--fit images of the train carve, --probe_epochs, --views; scored on the
   validation carve) on the latest checkpoint of a finished run (--run: its workdir), and its
@@ -133,11 +146,7 @@ def evalrun(args) -> None:
   run = Path(args.run)
   cfg = ml_collections.ConfigDict(json.loads((run / "config.json").read_text()))
   against = json.loads(Path(args.against).read_text())
-  for k in ("fit_images", "probe_epochs", "probe_views"):
-    want = {"fit_images": args.fit, "probe_epochs": args.probe_epochs, "probe_views": args.views}[k]
-    if against.get(k) != want:
-      raise SystemExit(f"--against {args.against} was read with {k}={against.get(k)!r}, this with {want!r}: "
-                       "use the same recipe.")
+  check_same_recipe(against, args.against, fit=args.fit, epochs=args.probe_epochs, views=args.views)
   with cfg.unlocked():
     cfg.probe.curve_train_size, cfg.probe.curve_val_size = args.fit, against["val_images"]
     cfg.probe.curve_epochs, cfg.probe.train_views = args.probe_epochs, args.views
@@ -152,7 +161,7 @@ def evalrun(args) -> None:
          "step": int(jax.device_get(state.step)), "against": args.against, "fit_images": args.fit,
          "val_images": against["val_images"], "probe_epochs": args.probe_epochs, "probe_views": args.views,
          "top1": top1, "random_top1": rand, "supervised_top1": sup,
-         "fraction_of_supervised_gain": {l: round((top1[l] - rand[l]) / (sup[l] - rand[l]), 3) for l in top1}}
+         "fraction_of_supervised_gain": fraction_of_gain(top1, rand, sup)}
   if cfg.method == "rotnet":
     held = curves.heldout_images(probe_train, cfg.probe, int(cfg.probe.curve_rotation_heldout))
     row["rotation_acc_heldout"] = rotnet.make_rotation_accuracy(state, held)(state)
