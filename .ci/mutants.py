@@ -969,8 +969,8 @@ MUTATIONS: list[Mutation] = [
       "tests/test_probe.py::test_whole_view_probes_train_on_cached_features_as_through_the_trunk",
       "the cached 'mirror' view is the image itself: whole-view probes never see a flip"),
     M("whole-view-probe-gathers-wrong-view", "mono_ssl/probe.py",
-      "        batch = {k: v[idx, fl].astype(np.float32) for k, v in feats.items()}",
-      "        batch = {k: v[idx, 0].astype(np.float32) for k, v in feats.items()}",
+      "        batch = {k: v[idx, fl] for k, v in feats.items()}",
+      "        batch = {k: v[idx, 0] for k, v in feats.items()}",
       "tests/test_probe.py::test_whole_view_probes_train_on_cached_features_as_through_the_trunk",
       "the drawn mirror bit is ignored when the cached features are gathered"),
     M("calib-evalrun-any-recipe", "benchmarks/calib_candidates.py",
@@ -983,6 +983,11 @@ MUTATIONS: list[Mutation] = [
       "  return {l: round(max(0.0, top1[l] - rand[l]) / (sup[l] - rand[l]), 3) for l in top1}",
       "tests/test_calib_candidates.py::test_fraction_of_gain",
       "a trunk below random init reads as 0 of supervision's gain, hiding a failed control"),
+    M("saved-config-lists-kept", "mono_ssl/workdir.py",
+      "    return {k: tuples(v) if isinstance(v, dict) else tuple(v) if isinstance(v, list) else v",
+      "    return {k: tuples(v) if isinstance(v, dict) else v",
+      "tests/test_train.py::test_saved_config_is_the_run_config_and_refuses_a_non_run",
+      "a run's saved config comes back with lists where the configs hold tuples"),
 ]# ---------------------------------------------------------------------------------------------
 
 

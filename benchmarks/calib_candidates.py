@@ -140,11 +140,10 @@ def evalrun(args) -> None:
   """The window's probes (--fit images of the train carve, --probe_epochs, --views; scored on the
   validation carve) on the latest checkpoint of a finished run (--run: its workdir), and its
   fraction of supervision's gain against a window row (--against) read with the same recipe."""
-  import ml_collections
-
   from mono_ssl.methods import rotnet
+  from mono_ssl.workdir import saved_config
   run = Path(args.run)
-  cfg = ml_collections.ConfigDict(json.loads((run / "config.json").read_text()))
+  cfg = saved_config(run)
   against = json.loads(Path(args.against).read_text())
   check_same_recipe(against, args.against, fit=args.fit, epochs=args.probe_epochs, views=args.views)
   with cfg.unlocked():

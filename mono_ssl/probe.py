@@ -426,8 +426,10 @@ class LinearProbe:
       self._features = jax.jit(_whole_views_features(trunk_apply, self.heads.pools, cfg.flip),
                                in_shardings=(repl, bsh), out_shardings=bsh)
       prepooled = self.heads.clone(prepooled=True)
-      self._cached_step = jax.jit(
-          lambda st, feats, labels: head_update(prepooled, st, feats, labels), donate_argnums=0,
+      self._cached_step = jax.jit(  # the float16 cache goes to the device as it is (half the copy)
+          lambda st, feats, labels: head_update(
+              prepooled, st, {k: v.astype(jnp.float32) for k, v in feats.items()}, labels),
+          donate_argnums=0,
           in_shardings=(repl, bsh, bsh), out_shardings=(repl, repl))
     self._init = jax.jit(parts.init, out_shardings=repl)
     self._step = jax.jit(parts.step, donate_argnums=0,
@@ -479,44 +481,11 @@ class LinearProbe:
         out[k][lo:lo + bs] = v
     return out
 
-  def _train_whole(self, state, trunk_vars, rng, t0):
-    """The heads' epochs on cached whole-image features: each step a random batch, each
-    example the image or its mirror at random (as `flip`), the same SGD as `crops`."""
-    cfg, bsh = self.cfg, shd.batch_sharded(self.mesh)
-    feats = self._cached_features(trunk_vars)
-    labels_all = np.asarray(self.train.labels, np.int32)
-    n_train, views = len(self.train), next(iter(feats.values())).shape[1]
-    metrics = None
-    for epoch in range(cfg.epochs):
-      perm = rng.permutation(n_train)[:self.steps_per_epoch * cfg.batch_size]
-      flips = rng.integers(0, views, len(perm))
-      for s in range(self.steps_per_epoch):
-        idx, fl = perm[s * cfg.batch_size:(s + 1) * cfg.batch_size], flips[s * cfg.batch_size:(s + 1) * cfg.batch_size]
-        batch = {k: v[idx, fl].astype(np.float32) for k, v in feats.items()}
-        state, metrics = self._cached_step(state, shd.to_global(batch, bsh),
-                                           shd.to_global(labels_all[idx], bsh))
-      self._log_epoch(epoch, metrics, t0)
-    return state
-
-  def _log_epoch(self, epoch: int, metrics, t0: float) -> None:
-    cfg = self.cfg
-    m = jax.device_get(metrics)
-    self.log(f"probe epoch {epoch + 1}/{cfg.epochs}: loss {float(m['loss']):.3f} last-batch acc "
-             + " ".join(f"{n} {100 * float(m['acc_' + n]):.1f}" for n in cfg.layers)
-             + f" ({time.time() - t0:.0f}s)")
-    if not np.isfinite(float(m["loss"])):
-      raise UserInputError(f"probe loss became {float(m['loss'])} in epoch {epoch + 1}; "
-                           "lower probe.lr.")
-
-  def __call__(self, trunk_vars: Any) -> dict:
-    cfg, train, mesh = self.cfg, self.train, self.mesh
-    repl, bsh = shd.replicated(mesh), shd.batch_sharded(mesh)
+  def _train_crops(self, state, trunk_vars, rng, t0):
+    """The heads' epochs through the trunk: a fresh random-resized crop and flip every step."""
+    cfg, train, repl, bsh = self.cfg, self.train, shd.replicated(self.mesh), shd.batch_sharded(self.mesh)
     n_train, steps_per_epoch = len(train), self.steps_per_epoch
-    trunk_vars = jax.device_put(trunk_vars, repl)  # already global arrays: a no-op or a reshard
-    state = self._init(trunk_vars, jax.random.key(cfg.seed))
-    rng = np.random.default_rng(cfg.seed)
-    t0 = time.time()
-    for epoch in range(0 if self.whole else cfg.epochs):
+    for epoch in range(cfg.epochs):
       # Epoch e's order is a permutation of the data; the patch index also
       # carries the epoch so that every epoch sees fresh crops.
       perm = rng.permutation(n_train)[:steps_per_epoch * cfg.batch_size]
@@ -544,8 +513,45 @@ class LinearProbe:
       if host_batches is not None:
         host_batches.close()  # stops its reader thread
       self._log_epoch(epoch, metrics, t0)
-    if self.whole:
-      state = self._train_whole(state, trunk_vars, rng, t0)
+    return state
+
+  def _train_whole(self, state, trunk_vars, rng, t0):
+    """The heads' epochs on cached whole-image features: each step a random batch, each
+    example the image or its mirror at random (as `flip`), the same SGD as `crops`."""
+    cfg, bsh = self.cfg, shd.batch_sharded(self.mesh)
+    feats = self._cached_features(trunk_vars)
+    labels_all = np.asarray(self.train.labels, np.int32)
+    n_train, views = len(self.train), next(iter(feats.values())).shape[1]
+    metrics = None
+    for epoch in range(cfg.epochs):
+      perm = rng.permutation(n_train)[:self.steps_per_epoch * cfg.batch_size]
+      flips = rng.integers(0, views, len(perm))
+      for s in range(self.steps_per_epoch):
+        idx, fl = perm[s * cfg.batch_size:(s + 1) * cfg.batch_size], flips[s * cfg.batch_size:(s + 1) * cfg.batch_size]
+        batch = {k: v[idx, fl] for k, v in feats.items()}
+        state, metrics = self._cached_step(state, shd.to_global(batch, bsh),
+                                           shd.to_global(labels_all[idx], bsh))
+      self._log_epoch(epoch, metrics, t0)
+    return state
+
+  def _log_epoch(self, epoch: int, metrics, t0: float) -> None:
+    cfg = self.cfg
+    m = jax.device_get(metrics)
+    self.log(f"probe epoch {epoch + 1}/{cfg.epochs}: loss {float(m['loss']):.3f} last-batch acc "
+             + " ".join(f"{n} {100 * float(m['acc_' + n]):.1f}" for n in cfg.layers)
+             + f" ({time.time() - t0:.0f}s)")
+    if not np.isfinite(float(m["loss"])):
+      raise UserInputError(f"probe loss became {float(m['loss'])} in epoch {epoch + 1}; "
+                           "lower probe.lr.")
+
+  def __call__(self, trunk_vars: Any) -> dict:
+    cfg, mesh = self.cfg, self.mesh
+    trunk_vars = jax.device_put(trunk_vars, shd.replicated(mesh))  # already global arrays: a no-op or a reshard
+    state = self._init(trunk_vars, jax.random.key(cfg.seed))
+    rng = np.random.default_rng(cfg.seed)
+    t0 = time.time()
+    train_heads = self._train_whole if self.whole else self._train_crops
+    state = train_heads(state, trunk_vars, rng, t0)
     heads_vars = {"params": state.params, "batch_stats": state.batch_stats}
     out = evaluate_probes(self.trunk_apply, trunk_vars, self.heads, heads_vars, self.test, cfg, mesh,
                           evaluate=self._evaluate)

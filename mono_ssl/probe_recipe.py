@@ -28,6 +28,7 @@ from ml_collections import ConfigDict
 from mono_ssl import curves, report, train
 from mono_ssl.datasets import LabelledImages
 from mono_ssl.probe import ProbeConfig, run_linear_probes
+from mono_ssl.workdir import saved_config
 
 
 def _parse_crops(text: str) -> list[tuple[float, float]]:
@@ -76,10 +77,7 @@ def main() -> int:
   args = ap.parse_args()
   workdir, out = Path(args.workdir), Path(args.out)
   out.mkdir(parents=True, exist_ok=True)
-  def tuples(d):
-    return {k: tuples(v) if isinstance(v, dict) else tuple(v) if isinstance(v, list) else v
-                        for k, v in d.items()}  # JSON lists back to the configs' tuples
-  config = ConfigDict(tuples(json.loads((workdir / "config.json").read_text())))
+  config = saved_config(workdir)
   trained, initial, _ = train.pretrain(config, workdir, log=lambda s: None)
   method = train.method_module(config)
   probe_train, _ = train.load_probe_data(config)  # the test split is never read here

@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
+import ml_collections
+
 from mono_ssl import report
 from mono_ssl import sharding as shd
 from mono_ssl.errors import UserInputError
@@ -53,6 +55,19 @@ ADDED_FIELD_DEFAULTS = {"bigan.e_optimizer": "adam", "probe.layers": list(LAYER_
                         "deepcluster.kmeans_init": "kmeans++", "deepcluster.top_momentum": 0.9,
                         "deepcluster.sobel": False, "model.dtype": "float32",
                         "probe.train_views": "crops"}
+
+
+def saved_config(workdir: str | Path):
+  """The ConfigDict a run in `workdir` was made with (its config.json; JSON lists back to the
+  configs' tuples), e.g. to probe or resume that run from a script."""
+  path = Path(workdir) / "config.json"
+  if not path.exists():
+    raise UserInputError(f"{workdir} holds no config.json: is it a run's workdir?")
+
+  def tuples(d):
+    return {k: tuples(v) if isinstance(v, dict) else tuple(v) if isinstance(v, list) else v
+            for k, v in d.items()}
+  return ml_collections.ConfigDict(tuples(json.loads(path.read_text())))
 
 
 def check_workdir(config, workdir: Path, log: Callable[[str], None] = print) -> None:

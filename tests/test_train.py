@@ -8,6 +8,7 @@ from conftest import tiny_config
 
 from mono_ssl import train
 from mono_ssl.errors import TrainingDiverged, UserInputError
+from mono_ssl.workdir import saved_config
 
 
 def _params(workdir, config):
@@ -87,6 +88,17 @@ def test_workdir_of_another_experiment_is_refused_and_left_intact(tmp_path):
     train.check_workdir(tiny_config(**{"model.width_mult": 0.5}), tmp_path)
   assert (tmp_path / "config.json").read_text() == before
   assert (tmp_path / "checkpoints" / "6").exists()
+
+
+def test_saved_config_is_the_run_config_and_refuses_a_non_run(tmp_path):
+  config = tiny_config()
+  (tmp_path / "run").mkdir()
+  train.check_workdir(config, tmp_path / "run")  # what main.py does first: it writes config.json
+  saved = saved_config(tmp_path / "run")
+  assert saved.to_dict() == config.to_dict()  # tuples come back as tuples, not JSON lists
+  assert isinstance(saved.probe.layers, tuple)
+  with pytest.raises(UserInputError, match="holds no config.json"):
+    saved_config(tmp_path)
 
 
 def test_probe_only_run_from_another_runs_checkpoint(tmp_path):
