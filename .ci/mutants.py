@@ -988,6 +988,16 @@ MUTATIONS: list[Mutation] = [
       "    return {k: tuples(v) if isinstance(v, dict) else v",
       "tests/test_train.py::test_saved_config_is_the_run_config_and_refuses_a_non_run",
       "a run's saved config comes back with lists where the configs hold tuples"),
+    M("step-paths-torch-best-is-slowest", "benchmarks/step_paths.py",
+      "  torch_best = min((s for n, s in median_s.items() if n.startswith(\"torch\")), default=None)",
+      "  torch_best = max((s for n, s in median_s.items() if n.startswith(\"torch\")), default=None)",
+      "tests/test_step_paths.py::test_summary_line_is_default_against_f32_and_the_fastest_torch_path",
+      "the summary compares the default with PyTorch's slowest configuration, not its fastest"),
+    M("step-paths-ratio-inverted", "benchmarks/step_paths.py",
+      "  return f\"default/f32 {median_s['jax f32'] / d:.2f}",
+      "  return f\"default/f32 {d / median_s['jax f32']:.2f}",
+      "tests/test_step_paths.py::test_summary_line_is_default_against_f32_and_the_fastest_torch_path",
+      "default/f32 reads as time over time the wrong way round (a faster default reads < 1)"),
 ]# ---------------------------------------------------------------------------------------------
 
 

@@ -3,7 +3,7 @@
   PYTHONPATH=. python benchmarks/pipeline.py [--method rotnet] [--regime single] [--steps 300]
                                              [--log-every 50] [--step-steps 30] [--quick]
 
-The config is the real run's: `configs/<method>.py` with `regime=<regime>,scale=cpu`
+The config is the real run's: `configs/<method>.py` with `regime=<regime>,scale=<scale>` (`--scale`, default cpu)
 (for RotNet, `base_config("rotnet", regime, "cpu")`), its batch size and patch size.
 Each part runs in its own subprocess of this script (`--part`), so that its peak
 RSS (`resource.getrusage(RUSAGE_SELF).ru_maxrss` at the end of the child) is its own:
@@ -55,10 +55,10 @@ def loadavg() -> str:
   return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def load_config(method: str, regime: str):
-  """The real run's config: `configs/<method>.py` at regime=<regime>, scale=cpu."""
+def load_config(method: str, regime: str, scale: str = "cpu"):
+  """The real run's config: `configs/<method>.py` at regime=<regime>, scale=<scale>."""
   from mono_ssl import config_lib
-  return config_lib.load_config_file(REPO / "configs" / f"{method}.py", f"regime={regime},scale=cpu")
+  return config_lib.load_config_file(REPO / "configs" / f"{method}.py", f"regime={regime},scale={scale}")
 
 
 def timed(fn: Callable[[], object], reps: int, warmup: int) -> list[float]:
@@ -215,7 +215,7 @@ def part_probe(args, config) -> dict:
 
 def run_part(args) -> None:
   """Child: runs one part, writes its results and peak RSS to `args.result`."""
-  config = load_config(args.method, args.regime)
+  config = load_config(args.method, args.regime, args.scale)
   t0 = time.perf_counter()
   out = globals()[f"part_{args.part}"](args, config)
   out["child_s"] = time.perf_counter() - t0
@@ -231,6 +231,8 @@ def main() -> None:
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   p.add_argument("--method", default="rotnet", choices=METHODS)
   p.add_argument("--regime", default="single", choices=("single", "deca", "full"))
+  p.add_argument("--scale", default="cpu", choices=("cpu", "mini", "calib", "paper"),
+                 help="the config's scale (the probe part reads CIFAR-10 at cpu only)")
   p.add_argument("--steps", type=int, default=300, help="train.num_steps of the e2e run")
   p.add_argument("--log-every", type=int, default=50, help="train.log_every of the e2e run")
   p.add_argument("--step-steps", type=int, default=30, help="timed steps (batches) of step/augment")
@@ -286,7 +288,7 @@ def main() -> None:
 def report(args, results: dict) -> None:
   """The markdown table and the derived lines."""
   base = results.get("step", {}).get("images_per_s")
-  print(f"\n{args.method}, regime {args.regime}, scale cpu; img/s = source images per second")
+  print(f"\n{args.method}, regime {args.regime}, scale {args.scale}; img/s = source images per second")
   hdr = (f"| {'part':<8} | {'img/s':>8} | {'/ step':>6} | {'peak RSS MiB':>12} | "
          f"{'ms/step min/med/max':>19} | notes |")
   print(hdr)
