@@ -998,6 +998,16 @@ MUTATIONS: list[Mutation] = [
       "  return f\"default/f32 {d / median_s['jax f32']:.2f}",
       "tests/test_step_paths.py::test_summary_line_is_default_against_f32_and_the_fastest_torch_path",
       "default/f32 reads as time over time the wrong way round (a faster default reads < 1)"),
+    M("run-time-fit-drops-intercept", "benchmarks/run_time.py",
+      "  return max(slope, 0.0), max(a[key] - slope * a[n], 0.0)",
+      "  return max(a[key] / a[n], 0.0), 0.0",
+      "tests/test_run_time.py::test_fit_line_separates_fixed_and_per_image_seconds",
+      "compilation is read as a per-image cost and multiplied by 80,000 images in the projection"),
+    M("run-time-feature-pass-uncounted", "benchmarks/run_time.py",
+      "  return (n * epochs * r[\"per_image_epoch_s\"] + r[\"first_fixed_s\"] + n * r[\"first_per_image_s\"]",
+      "  return (n * epochs * r[\"per_image_epoch_s\"] + r[\"first_fixed_s\"]",
+      "tests/test_run_time.py::test_probe_seconds_adds_epochs_first_pass_and_evaluation",
+      "the whole-view probes' feature pass is left out of their projected cost"),
 ]# ---------------------------------------------------------------------------------------------
 
 

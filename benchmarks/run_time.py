@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # pipeline.py beside t
 import pipeline  # noqa: E402
 
 from mono_ssl import datasets  # noqa: E402
+from mono_ssl.curves import curve_steps  # noqa: E402
 
 
 def probe_once(config, view: str, limit: int, n_eval: int, epochs: int) -> dict:
@@ -64,17 +65,28 @@ def probe_once(config, view: str, limit: int, n_eval: int, epochs: int) -> dict:
           "n_eval": len(test_ds), "eval": t_end - ends[-1]}
 
 
+def fit_line(a: dict, b: dict, key: str, n: str) -> tuple[float, float]:
+  """(seconds per image, fixed seconds) of `key` through two measurements at sizes a[n] < b[n];
+  both clipped at 0 (timing noise can tip a tiny slope or intercept below it)."""
+  slope = (b[key] - a[key]) / (b[n] - a[n])
+  return max(slope, 0.0), max(a[key] - slope * a[n], 0.0)
+
+
+def probe_seconds(r: dict, n: int, epochs: int, n_eval: int) -> float:
+  """One probe's projected seconds: `epochs` over n images, the first epoch's fixed and per-image
+  extra (compilation; whole views: the feature pass), and the evaluation of n_eval images."""
+  return (n * epochs * r["per_image_epoch_s"] + r["first_fixed_s"] + n * r["first_per_image_s"]
+          + r["eval_fixed_s"] + n_eval * r["eval_per_image_s"])
+
+
 def probe_rates(load, view: str, limit: int, n_eval: int, epochs: int) -> dict:
   """Per-image slopes and fixed intercepts of a probe's parts, from two sizes (limit and 2x limit,
   n_eval and 2x n_eval): compilation is a fixed cost, the feature pass and the epochs scale."""
   a = probe_once(load(), view, limit, n_eval, epochs)
   b = probe_once(load(), view, 2 * limit, 2 * n_eval, epochs)
-  def fit(key, n):
-    slope = (b[key] - a[key]) / (b[n] - a[n])
-    return max(slope, 0.0), max(a[key] - slope * a[n], 0.0)
-  epoch_slope, _ = fit("per_epoch", "n")
-  first_slope, first_fixed = fit("first_extra", "n")
-  eval_slope, eval_fixed = fit("eval", "n_eval")
+  epoch_slope, _ = fit_line(a, b, "per_epoch", "n")
+  first_slope, first_fixed = fit_line(a, b, "first_extra", "n")
+  eval_slope, eval_fixed = fit_line(a, b, "eval", "n_eval")
   return {"view": view, "sizes": (a["n"], b["n"]), "per_image_epoch_s": epoch_slope,
           "first_per_image_s": first_slope, "first_fixed_s": first_fixed,
           "eval_per_image_s": eval_slope, "eval_fixed_s": eval_fixed}
@@ -108,21 +120,16 @@ def main(argv=None) -> int:
            for v in ("crops", "whole")}
   n_train = len(datasets.load_split(pc.dataset, "train"))
   n_test = len(datasets.load_split(pc.dataset, "test"))
-  n_points = (steps // pc.curve_every + 1) if pc.curve_every else 0
-
-  def probe_s(view: str, n: int, epochs: int, n_eval: int) -> float:
-    r = rates[view]
-    return (n * epochs * r["per_image_epoch_s"] + r["first_fixed_s"] + n * r["first_per_image_s"]
-            + r["eval_fixed_s"] + n_eval * r["eval_per_image_s"])
+  n_points = len(curve_steps(int(pc.curve_every), steps))
 
   rows = [("training steps", steps * step_s, "measured x steps"),
           ("patch generation", steps * aug_s, "measured x steps"),
           ("loop host work", steps * host_s, "measured x steps")]
   for view in ("crops", "whole"):
-    rows.append((f"curve probes ({view})", n_points * probe_s(view, pc.curve_train_size, pc.curve_epochs,
+    rows.append((f"curve probes ({view})", n_points * probe_seconds(rates[view], pc.curve_train_size, pc.curve_epochs,
                                                                pc.curve_val_size), "projected"))
     arms = 2 if pc.random_baseline else 1
-    rows.append((f"final probes ({view})", arms * probe_s(view, n_train, pc.epochs, n_test), "projected"))
+    rows.append((f"final probes ({view})", arms * probe_seconds(rates[view], n_train, pc.epochs, n_test), "projected"))
   print(f"rotnet single at scale {args.scale}: {steps} steps of B={b}; {n_points} curve points "
         f"({pc.curve_train_size} images x {pc.curve_epochs} epochs, {pc.curve_val_size} scored); "
         f"final probes {n_train} images x {pc.epochs} epochs, {n_test} test, "
