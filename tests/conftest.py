@@ -86,3 +86,18 @@ def shared_dir():
 
 def pytest_report_header(config):
   return f"jax {jax.__version__}, {jax.device_count()} devices ({os.cpu_count()} CPU cores)"
+
+
+def load_benchmark(name: str):
+  """benchmarks/<name>.py as a module (the benchmarks are scripts, not a package); the folder is
+  on sys.path while it loads, so that a benchmark can import its neighbours (train_step, pipeline)."""
+  import importlib.util
+  folder = str(Path(__file__).resolve().parents[1] / "benchmarks")
+  sys.path.insert(0, folder)
+  try:
+    spec = importlib.util.spec_from_file_location(name, Path(folder) / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+  finally:
+    sys.path.remove(folder)

@@ -1,23 +1,11 @@
 """benchmarks/run_time.py (issue 38): the probe costs' fit and projection (no timing here)."""
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
-
-REPO = Path(__file__).resolve().parents[1]
+from conftest import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def rt():
-  sys.path.insert(0, str(REPO / "benchmarks"))
-  try:
-    spec = importlib.util.spec_from_file_location("run_time", REPO / "benchmarks" / "run_time.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-  finally:
-    sys.path.remove(str(REPO / "benchmarks"))
+  return load_benchmark("run_time")
 
 
 def test_fit_line_separates_fixed_and_per_image_seconds(rt):

@@ -1,23 +1,14 @@
 """benchmarks/step_paths.py (issue 38): its summary line, and its --quick form end to end."""
-import importlib.util
 import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from conftest import REPO, load_benchmark
 
 
 def _module():
-  sys.path.insert(0, str(REPO / "benchmarks"))
-  try:
-    spec = importlib.util.spec_from_file_location("step_paths", REPO / "benchmarks" / "step_paths.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-  finally:
-    sys.path.remove(str(REPO / "benchmarks"))
+  return load_benchmark("step_paths")
 
 
 def test_summary_line_is_default_against_f32_and_the_fastest_torch_path():

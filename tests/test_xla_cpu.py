@@ -50,7 +50,8 @@ def test_importing_the_package_changes_no_process_wide_setting():
 @pytest.mark.parametrize("entry", ["mono_ssl/main.py", "mono_ssl/grid.py", "mono_ssl/probe_recipe.py",
                                    "benchmarks/train_step.py", "benchmarks/accelerator.py",
                                    "benchmarks/step_paths.py", "benchmarks/conv_levers.py",
-                                   "benchmarks/run_time.py", "benchmarks/probe_views.py"])
+                                   "benchmarks/run_time.py", "benchmarks/probe_views.py",
+                                   "benchmarks/rotnet_task_lr.py"])
 def test_entry_points_apply_the_flag_before_they_run(entry):
   src = open(os.path.join(REPO, entry)).read()
   main_block = src[src.index('if __name__ == "__main__":'):]
