@@ -4,7 +4,7 @@
                                              [--log-every 50] [--step-steps 30] [--quick]
 
 The config is the real run's: `configs/<method>.py` with `regime=<regime>,scale=<scale>` (`--scale`, default cpu)
-(for RotNet, `base_config("rotnet", regime, "cpu")`), its batch size and patch size.
+(for RotNet, `base_config("rotnet", regime, scale)`), its batch size and patch size.
 Each part runs in its own subprocess of this script (`--part`), so that its peak
 RSS (`resource.getrusage(RUSAGE_SELF).ru_maxrss` at the end of the child) is its own:
   * step: the step `train.pretrain` jits (same shardings, state donated) on one
@@ -232,7 +232,7 @@ def main() -> None:
   p.add_argument("--method", default="rotnet", choices=METHODS)
   p.add_argument("--regime", default="single", choices=("single", "deca", "full"))
   p.add_argument("--scale", default="cpu", choices=("cpu", "mini", "calib", "paper"),
-                 help="the config's scale (the probe part reads CIFAR-10 at cpu only)")
+                 help="the config's scale (the probe part reads that scale's probe set)")
   p.add_argument("--steps", type=int, default=300, help="train.num_steps of the e2e run")
   p.add_argument("--log-every", type=int, default=50, help="train.log_every of the e2e run")
   p.add_argument("--step-steps", type=int, default=30, help="timed steps (batches) of step/augment")
