@@ -38,4 +38,8 @@ def main(argv=None) -> int:
 if __name__ == "__main__":
   from mono_ssl import xla_cpu
   xla_cpu.apply()  # the runs' XLA flags, set before JAX starts (mono_ssl/xla_cpu.py)
-  raise SystemExit(main())
+  from mono_ssl.errors import UserInputError
+  try:
+    raise SystemExit(main())
+  except UserInputError as e:  # a bad scale, run folder or data path: one line, no traceback
+    raise SystemExit(f"error: {e}") from None
