@@ -1008,6 +1008,27 @@ MUTATIONS: list[Mutation] = [
       "  return (n * epochs * r[\"per_image_epoch_s\"] + r[\"first_fixed_s\"]",
       "tests/test_run_time.py::test_probe_seconds_adds_epochs_first_pass_and_evaluation",
       "the whole-view probes' feature pass is left out of their projected cost"),
+    # Issue 39, item 4: lengths by comparison; the flatness rule only under a constant lr.
+    M("lengths-within-ignores-sign", "mono_ssl/lengths.py",
+      "within = all(abs(diff[l]) <= se[l] for l in layers)",
+      "within = all(diff[l] <= se[l] for l in layers)",
+      "tests/test_lengths.py::test_compare_lengths_picks_the_shortest_within_one_se_of_the_next",
+      "a shorter run that beats the longer one by many s.e. counts as settled"),
+    M("lengths-chooses-the-longer-of-the-pair", "mono_ssl/lengths.py",
+      'chosen = next((p["from"] for p in pairs if p["within"]), None)',
+      'chosen = next((p["to"] for p in pairs if p["within"]), None)',
+      "tests/test_lengths.py::test_compare_lengths_picks_the_shortest_within_one_se_of_the_next",
+      "the default is the longer run of the first settled pair, not the shortest that suffices"),
+    M("lengths-se-single-seed-reads-zero", "mono_ssl/lengths.py",
+      "    var_a = var_b = ss / (a.size + b.size - 2)",
+      "    var_a = var_b = 0.0",
+      "tests/test_lengths.py::test_se_of_difference_pools_when_one_row_has_one_seed",
+      "a one-seed row's comparison gets a standard error of 0, as the grid's se column reads"),
+    M("flatness-read-under-a-schedule", "mono_ssl/results_doc.py",
+      'verdict = "n/a (lr schedule)" if constant is False else ("yes" if flat else "no")',
+      'verdict = "yes" if flat else "no"',
+      "tests/test_results_doc.py::test_curve_flatness_measures_the_last_quarter",
+      "a step schedule's last quarter is called flat, as before issue 39"),
 ]# ---------------------------------------------------------------------------------------------
 
 

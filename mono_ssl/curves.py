@@ -218,6 +218,16 @@ def flatness(points: list[dict], tail: float = 0.25, metric: str = "top1") -> di
   return {"from_step": tail_points[0]["step"], "to_step": last, "move": out}
 
 
+def lr_constant(metrics: list[dict], from_step: int, to_step: int, rtol: float = 1e-6) -> bool | None:
+  """Whether the logged lr (metrics.jsonl rows' "lr") stayed at one value between two steps
+  (inclusive): the flatness rule reads only such a stretch, since a step schedule's last
+  quarter at 1% and 0.1% of the peak lr is flat by construction. None: no lr logged there."""
+  lrs = [float(m["lr"]) for m in metrics if "lr" in m and from_step <= m.get("step", -1) <= to_step]
+  if not lrs:
+    return None
+  return max(lrs) - min(lrs) <= rtol * max(abs(max(lrs)), 1e-30)
+
+
 def gain_over_init(points: list[dict], layers=("conv1", "conv2"), margin: float = 1.0,
                    metric: str = "top1") -> dict:
   """Each layer's curve against its own random init (the step-0 point): {"init": {layer: v},

@@ -62,8 +62,10 @@ from mono_ssl.models.alexnet import LAYER_NAMES
 
 CONFIGS_DIR = Path(__file__).resolve().parent.parent / "configs"
 FINISHED = "probe_results.json"  # a run is done when train_and_evaluate has written this
-PROBE_SETS = ("bundled_cifar10", "cifar10", "tiny_imagenet", "tfds:<name>")
-PROBE_SIDES = {"bundled_cifar10": 32, "cifar10": 32, "tiny_imagenet": 64}  # image side, px
+PROBE_SETS = ("bundled_cifar10", "cifar10", "tiny_imagenet", "tiny_imagenet_400", "tfds:<name>")
+# tiny_imagenet_400: the 80,000-image train split of scale=calib (config_lib.calib_fields).
+PROBE_SIDES = {"bundled_cifar10": 32, "cifar10": 32, "tiny_imagenet": 64,
+               "tiny_imagenet_400": 64}  # image side, px
 
 
 def run_spec(name: str, config: str, arg: str = "", label: str = "",

@@ -109,8 +109,11 @@ def render_curve_cost(dirs: list[Path]) -> str:
 def render_curve_flatness(dirs: list[Path], limit: float = 0.5) -> str:
   """Each run's learning-curve movement over the last quarter (`curves.flatness`), from the
   probe_curve.jsonl of every run under `dirs`, and whether conv1-conv3 moved less than
-  `limit` points (the stopping rule of the faithful-network issue)."""
-  from mono_ssl.curves import flatness, read_curve
+  `limit` points (the stopping rule of the faithful-network issue). The rule is read only
+  where the run's lr was constant over that quarter (its metrics.jsonl): under a step
+  schedule the last quarter is flat by construction, and the column says "n/a (lr schedule)";
+  such runs' lengths are chosen by comparison instead (mono_ssl.lengths)."""
+  from mono_ssl.curves import flatness, lr_constant, read_curve
   runs = _run_dirs(dirs, "probe_curve.jsonl")
   lines = ["| run | last quarter (steps) | " + " | ".join(LAYER_NAMES) + " | conv1-conv3 flat |",
            "|---|---|" + "---:|" * len(LAYER_NAMES) + "---|"]
@@ -121,9 +124,14 @@ def render_curve_flatness(dirs: list[Path], limit: float = 0.5) -> str:
     f = flatness(points)
     move = f["move"]
     flat = all(move.get(l, float("inf")) < limit for l in LAYER_NAMES[:3])
+    metrics_path = run / "metrics.jsonl"
+    metrics = ([json.loads(l) for l in metrics_path.read_text().splitlines() if l.strip()]
+               if metrics_path.exists() else [])
+    constant = lr_constant(metrics, f["from_step"], f["to_step"])
+    verdict = "n/a (lr schedule)" if constant is False else ("yes" if flat else "no")
     lines.append(f"| {run.name} | {f['from_step']}–{f['to_step']} | "
                  + " | ".join(f"{move[l]:.2f}" if l in move else "–" for l in LAYER_NAMES)
-                 + f" | {'yes' if flat else 'no'} |")
+                 + f" | {verdict} |")
   return "\n".join(lines) + "\n"
 
 

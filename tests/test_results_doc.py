@@ -74,6 +74,24 @@ def test_curve_flatness_measures_the_last_quarter(tmp_path):
   rows = {line.split(" | ")[0][2:]: line for line in table.splitlines()[2:]}
   assert set(rows) == {"flat", "rising"}  # a one-point curve (nothing trained) is left out
   assert rows["flat"].endswith("| yes |") and rows["rising"].endswith("| no |")
+  # The rule is read only where the lr was constant over the quarter: a step schedule's
+  # last quarter is flat by construction (issue 39).
+  def metrics(lrs):
+    return "".join(json.dumps({"step": 250 * (i + 1), "lr": lr}) + "\n" for i, lr in enumerate(lrs))
+  (tmp_path / "flat" / "metrics.jsonl").write_text(metrics([0.05, 0.05, 0.005, 0.0005]))
+  (tmp_path / "rising" / "metrics.jsonl").write_text(metrics([0.05] * 4))
+  rows = {line.split(" | ")[0][2:]: line
+          for line in results_doc.render_curve_flatness([tmp_path]).splitlines()[2:]}
+  assert rows["flat"].endswith("| n/a (lr schedule) |") and rows["rising"].endswith("| no |")
+
+
+def test_lr_constant_reads_only_the_stretch_asked():
+  from mono_ssl.curves import lr_constant
+  rows = [{"step": 100, "lr": 0.05}, {"step": 200, "lr": 0.05}, {"step": 300, "lr": 0.005},
+          {"step": 400, "accuracy": 0.5}]
+  assert lr_constant(rows, 0, 200) is True
+  assert lr_constant(rows, 150, 300) is False
+  assert lr_constant(rows, 350, 500) is None  # nothing logged there
 
 
 def test_curve_points_table_lists_each_trained_runs_curve(tmp_path):
