@@ -26,7 +26,6 @@ from typing import Sequence
 
 import numpy as np
 
-
 LENGTH_LAYERS = ("conv1", "conv2", "conv3")
 # Row names of configs/lengths.py: <family>_<k>x, k the multiple of the base length.
 LENGTH_ROW = re.compile(r"^(?P<family>.+)_(?P<mult>\d+)x$")

@@ -85,9 +85,10 @@ def test_lengths_cli_bad_input_is_one_line(tmp_path, capsys):
 
 
 def test_lengths_config_scales_each_family():
+  from pathlib import Path
+
   from mono_ssl.config_lib import load_config_file
   from mono_ssl.grid import run_config
-  from pathlib import Path
   path = Path(__file__).resolve().parent.parent / "configs" / "lengths.py"
   g = load_config_file(path, "families=supervised:rotnet_single,supervised=100,rotnet_single=7,mults=4:1")
   names = [r["name"] for r in g.runs]
