@@ -1029,6 +1029,21 @@ MUTATIONS: list[Mutation] = [
       'verdict = "yes" if flat else "no"',
       "tests/test_results_doc.py::test_curve_flatness_measures_the_last_quarter",
       "a step schedule's last quarter is called flat, as before issue 39"),
+    M("head-seeds-all-one-seed", "mono_ssl/probe.py",
+      "      state = self._init(trunk_vars, jax.random.key(seed))\n      rng = np.random.default_rng(seed)",
+      "      state = self._init(trunk_vars, jax.random.key(cfg.seed))\n      rng = np.random.default_rng(cfg.seed)",
+      "tests/test_probe.py::test_head_seeds_average_probes_each_as_its_own_seed_would",
+      "probe.head_seeds trains the same head N times: an s.e. of 0 and no noise averaged"),
+    M("head-seeds-features-per-seed", "mono_ssl/probe.py",
+      "        state = self._train_whole(state, trunk_vars, rng, t0, feats)",
+      "        state = self._train_whole(state, trunk_vars, rng, t0, self._cached_features(trunk_vars))",
+      "tests/test_probe.py::test_head_seeds_average_probes_each_as_its_own_seed_would",
+      "the whole views' feature pass repeated for every head seed (the cost head seeds save)"),
+    M("head-seeds-se-is-sd", "mono_ssl/probe.py",
+      '"top1_se": float(top1.std(ddof=1) / np.sqrt(len(top1)))}',
+      '"top1_se": float(top1.std(ddof=1))}',
+      "tests/test_probe.py::test_head_seeds_average_probes_each_as_its_own_seed_would",
+      "the head seeds' s.d. reported as the standard error of their mean"),
 ]# ---------------------------------------------------------------------------------------------
 
 

@@ -1,6 +1,6 @@
 r"""Full-data RotNet's own task under one lr (issue 39's lr lever): held-out rotation accuracy only.
 
-  PYTHONPATH=. python benchmarks/rotnet_task_lr.py LR STEPS WORKDIR [--scale calib]
+  PYTHONPATH=. python benchmarks/rotnet_task_lr.py LR STEPS WORKDIR [--scale calib] [--batch 128] [--every 250]
 
 `configs/rotnet.py:regime=full,scale=<scale>` at a constant lr LR for STEPS steps (resumable:
 run it again on the same WORKDIR with a larger STEPS and another LR for a decayed leg), a curve
@@ -8,7 +8,9 @@ point every 250 steps with the held-out rotation accuracy on 2,000 images of the
 validation carve (the run's own-task control; the same images for every run). The curve's linear
 probes are cut to 2,000 images x 1 epoch: they are not read, only the task's accuracy is. No
 final probes. Compare with results/calib_scale/rotnet_full_const (lr 0.05 constant: 0.500 at
-step 500, 0.538 at 1,000).
+step 500, 0.538 at 1,000). `--batch` (images a step, each in 4 rotations) tries the batch
+lever at the same lr: a quarter of the batch is 4x the updates for the images seen; `--every`
+sets the curve's spacing in steps (e.g. 1000 at batch 32: a point per 32,000 images, as 250 at 128).
 """
 import argparse
 from pathlib import Path
@@ -22,12 +24,14 @@ def main(argv=None) -> int:
   p.add_argument("steps", type=int)
   p.add_argument("workdir", type=Path)
   p.add_argument("--scale", default="calib")
+  p.add_argument("--batch", type=int, default=128, help="train.batch_size (images before rotation)")
+  p.add_argument("--every", type=int, default=250, help="steps between curve points and checkpoints")
   args = p.parse_args(argv)
   cfg = config_lib.load_config_file("configs/rotnet.py", f"regime=full,scale={args.scale}")
   with cfg.unlocked():
     cfg.train.lr, cfg.train.num_steps, cfg.train.lr_boundaries = args.lr, args.steps, ()
-    cfg.train.ckpt_every = 250
-    cfg.probe.curve_every, cfg.probe.curve_train_size, cfg.probe.curve_epochs = 250, 2000, 1
+    cfg.train.batch_size, cfg.train.ckpt_every = args.batch, args.every
+    cfg.probe.curve_every, cfg.probe.curve_train_size, cfg.probe.curve_epochs = args.every, 2000, 1
     cfg.probe.curve_val_size, cfg.probe.train_views = 2000, "whole"
   args.workdir.mkdir(parents=True, exist_ok=True)
   probe_train = datasets.load_split(cfg.probe.dataset, "train")

@@ -154,6 +154,9 @@ def base_config(method: str, regime: str, scale: str) -> ml_collections.ConfigDi
       # crops: crop_scale and flip drawn afresh every step, through the trunk; whole: the
       # whole image or its mirror, features computed once (probe.LinearProbe).
       train_views="crops",
+      # Heads trained per trunk, top-1 averaged over them (probe.ProbeConfig.head_seeds): the
+      # probe's share of the noise in a comparison; whole views cache the features once for all.
+      head_seeds=1,
       # paper: train on random-resized 224 crops, test on ten 224 crops of the 256 px
       # test images (4 corners + centre, and flips; logits averaged). cpu: the whole image.
       crop_size=0 if small else 224,

@@ -106,7 +106,9 @@ def heldout_images(train: LabelledImages | StreamingImages, pc, size: int) -> np
 
 def curve_probe_config(pc) -> ProbeConfig:
   """The run's probe recipe with the curve's epoch count."""
-  return dataclasses.replace(ProbeConfig.from_config(pc), epochs=int(pc.curve_epochs))
+  # One head seed: a curve point is a run's health signal, read for its trend; the final
+  # probes carry probe.head_seeds.
+  return dataclasses.replace(ProbeConfig.from_config(pc), epochs=int(pc.curve_epochs), head_seeds=1)
 
 
 def curve_steps(every: int, total: int) -> list[int]:

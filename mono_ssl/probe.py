@@ -206,6 +206,10 @@ class ProbeConfig:
   # whole image or its mirror at random, from features computed once per image and mirror
   # (crop_scale unused): 2 trunk passes over the train split instead of one an epoch.
   train_views: str = "crops"
+  # Heads trained per trunk (probe seeds seed, seed + 1, ...; their top-1/top-5 averaged, each
+  # seed's top-1 and the standard error kept): the probe's own share of a comparison's noise
+  # at a fraction of a trunk seed's cost, most of all with whole views (features cached once).
+  head_seeds: int = 1
 
   @classmethod
   def from_config(cls, cfg) -> "ProbeConfig":
@@ -515,11 +519,10 @@ class LinearProbe:
       self._log_epoch(epoch, metrics, t0)
     return state
 
-  def _train_whole(self, state, trunk_vars, rng, t0):
-    """The heads' epochs on cached whole-image features: each step a random batch, each
-    example the image or its mirror at random (as `flip`), the same SGD as `crops`."""
+  def _train_whole(self, state, trunk_vars, rng, t0, feats):
+    """The heads' epochs on cached whole-image features (`_cached_features`): each step a random
+    batch, each example the image or its mirror at random (as `flip`), the same SGD as `crops`."""
     cfg, bsh = self.cfg, shd.batch_sharded(self.mesh)
-    feats = self._cached_features(trunk_vars)
     labels_all = np.asarray(self.train.labels, np.int32)
     n_train, views = len(self.train), next(iter(feats.values())).shape[1]
     metrics = None
@@ -546,16 +549,36 @@ class LinearProbe:
 
   def __call__(self, trunk_vars: Any) -> dict:
     cfg, mesh = self.cfg, self.mesh
+    if cfg.head_seeds < 1:
+      raise UserInputError(f"probe.head_seeds={cfg.head_seeds} must be >= 1 (heads trained per trunk).")
     trunk_vars = jax.device_put(trunk_vars, shd.replicated(mesh))  # already global arrays: a no-op or a reshard
-    state = self._init(trunk_vars, jax.random.key(cfg.seed))
-    rng = np.random.default_rng(cfg.seed)
-    t0 = time.time()
-    train_heads = self._train_whole if self.whole else self._train_crops
-    state = train_heads(state, trunk_vars, rng, t0)
-    heads_vars = {"params": state.params, "batch_stats": state.batch_stats}
-    out = evaluate_probes(self.trunk_apply, trunk_vars, self.heads, heads_vars, self.test, cfg, mesh,
-                          evaluate=self._evaluate)
-    return {n: {**r, "dims": self.dims[n]} for n, r in out.items()}
+    feats = self._cached_features(trunk_vars) if self.whole else None  # once for every head seed
+    per_seed = []
+    for seed in range(cfg.seed, cfg.seed + cfg.head_seeds):
+      state = self._init(trunk_vars, jax.random.key(seed))
+      rng = np.random.default_rng(seed)
+      t0 = time.time()
+      if self.whole:
+        state = self._train_whole(state, trunk_vars, rng, t0, feats)
+      else:
+        state = self._train_crops(state, trunk_vars, rng, t0)
+      heads_vars = {"params": state.params, "batch_stats": state.batch_stats}
+      per_seed.append(evaluate_probes(self.trunk_apply, trunk_vars, self.heads, heads_vars, self.test,
+                                      cfg, mesh, evaluate=self._evaluate))
+    return {n: {**mean_over_head_seeds([r[n] for r in per_seed]), "dims": self.dims[n]}
+            for n in per_seed[0]}
+
+
+def mean_over_head_seeds(results: list[dict]) -> dict:
+  """One layer's {"top1", "top5"} from its head seeds' results: the means; with two seeds or
+  more also each seed's top-1 ("top1_seeds") and the standard error of the mean ("top1_se",
+  s.d. / sqrt(n), ddof 1). One seed: its result unchanged."""
+  if len(results) == 1:
+    return dict(results[0])
+  top1 = np.array([r["top1"] for r in results], float)
+  return {"top1": float(top1.mean()), "top5": float(np.mean([r["top5"] for r in results])),
+          "top1_seeds": [float(v) for v in top1],
+          "top1_se": float(top1.std(ddof=1) / np.sqrt(len(top1)))}
 
 
 def run_linear_probes(trunk_apply: Callable, trunk_vars: Any,

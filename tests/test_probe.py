@@ -217,7 +217,7 @@ def test_whole_view_probes_train_on_cached_features_as_through_the_trunk():
                     train_views="whole")
   probe = LinearProbe(model.apply, variables, train, test, cfg, mesh=shd.make_mesh(), log=lambda s: None)
   cached = probe._train_whole(probe._init(variables, jax.random.key(0)), variables,
-                              np.random.default_rng(0), 0.0)
+                              np.random.default_rng(0), 0.0, probe._cached_features(variables))
   state, rng = probe._init(variables, jax.random.key(0)), np.random.default_rng(0)
   step = jax.jit(lambda st, x, y: head_update(probe.heads, st, jax.lax.stop_gradient(
       model.apply(variables, normalise(x), train=False, head=False)[1]), y))
@@ -257,3 +257,36 @@ def test_whole_view_probes_refuse_crops_and_unknown_views():
     with pytest.raises(UserInputError, match=says) as e:
       LinearProbe(model.apply, variables, train, test, cfg, mesh=shd.make_mesh())
     assert "\n" not in str(e.value)
+
+
+def test_head_seeds_average_probes_each_as_its_own_seed_would():
+  # probe.head_seeds=3: three heads (seeds 5, 6, 7) on one trunk, whole-view features cached
+  # once; each seed's top-1 is what a probe of that seed alone gives, the reported top-1 their
+  # mean, with the standard error of that mean. Chance-level labels make the seeds differ.
+  from mono_ssl.probe import LinearProbe, mean_over_head_seeds
+  model = AlexNet(convs=conv_specs("cpu", 0.25), hidden=(16, 16), num_classes=4)
+  variables = model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
+  train, test = _toy(200, 0, 32), _toy(120, 1, 32)
+  rng = np.random.default_rng(3)
+  train = dataclasses.replace(train, labels=rng.integers(0, 10, len(train)).astype(np.int32))
+  cfg = ProbeConfig(epochs=1, batch_size=40, eval_batch_size=60, lr=0.05, target_dims=144,
+                    train_views="whole", layers=("conv1", "conv2"), seed=5, head_seeds=3)
+  calls = []
+  probe = LinearProbe(model.apply, variables, train, test, cfg, mesh=shd.make_mesh(), log=lambda s: None)
+  cache = probe._cached_features
+  probe._cached_features = lambda tv: calls.append(1) or cache(tv)
+  res = probe(variables)
+  assert len(calls) == 1  # the features once, for every head seed
+  singles = [run_linear_probes(model.apply, variables, train, test,
+                               dataclasses.replace(cfg, seed=s, head_seeds=1), mesh=shd.make_mesh(),
+                               log=lambda s: None) for s in (5, 6, 7)]
+  for layer in ("conv1", "conv2"):
+    want = [r[layer]["top1"] for r in singles]
+    np.testing.assert_allclose(res[layer]["top1_seeds"], want, atol=1e-9)
+    assert res[layer]["top1"] == pytest.approx(np.mean(want))
+    assert res[layer]["top1_se"] == pytest.approx(np.std(want, ddof=1) / np.sqrt(3))
+  assert len(set(want)) > 1  # the seeds differ, so the mean and its s.e. are tested
+  assert mean_over_head_seeds([{"top1": 10.0, "top5": 30.0}]) == {"top1": 10.0, "top5": 30.0}
+  with pytest.raises(UserInputError, match="head_seeds=0"):
+    LinearProbe(model.apply, variables, train, test, dataclasses.replace(cfg, head_seeds=0),
+                mesh=shd.make_mesh(), log=lambda s: None)(variables)
