@@ -27,6 +27,10 @@ def main(argv=None) -> int:
   p.add_argument("--batch", type=int, default=128, help="train.batch_size (images before rotation)")
   p.add_argument("--every", type=int, default=250, help="steps between curve points and checkpoints")
   args = p.parse_args(argv)
+  if args.batch < 1 or args.every < 1 or args.steps < 1:
+    from mono_ssl.errors import UserInputError
+    raise UserInputError(f"--batch {args.batch}, --every {args.every} and STEPS {args.steps} must each "
+                         "be >= 1 (e.g. --batch 32 --every 1000).")
   cfg = config_lib.load_config_file("configs/rotnet.py", f"regime=full,scale={args.scale}")
   with cfg.unlocked():
     cfg.train.lr, cfg.train.num_steps, cfg.train.lr_boundaries = args.lr, args.steps, ()

@@ -37,6 +37,10 @@ def get_config(arg: str | None = None):
                               families=":".join(FAMILIES), rotnet_single=750, rotnet_full=1500,
                               supervised=3000)
   config_lib.check_choice("scale (lengths)", args.scale, tuple(PROBE_AT))
+  if args.seeds < 2:
+    raise config_lib.UserInputError(
+        f"seeds={args.seeds}: a length comparison needs a standard error, so two seeds or more a row "
+        "(seeds=3 for the rows that are read).")
   try:
     mults = [int(m) for m in args.mults.split(":") if m.strip()]
   except ValueError:

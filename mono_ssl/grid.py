@@ -205,7 +205,9 @@ def run_config(grid, spec: dict, seed: int = 0):
     cfg.data.image_size = 0  # small enough to hold in memory at their own size
   apply_overrides(cfg, spec.get("overrides", {}), where)
   if seed:
-    cfg.seed, cfg.probe.seed = cfg.seed + seed, cfg.probe.seed + seed
+    # With probe.head_seeds = h, trunk seed k's heads are probe seeds k*h .. k*h + h - 1:
+    # no two trunks share a head seed (h = 1: probe.seed + k, as before head seeds).
+    cfg.seed, cfg.probe.seed = cfg.seed + seed, cfg.probe.seed + seed * cfg.probe.get("head_seeds", 1)
   return cfg
 
 

@@ -4,7 +4,7 @@ A step schedule makes a learning curve flat by construction (its last quarter ru
 and 0.1% of the peak lr), so "flat over the last quarter" cannot say a run is long enough.
 Instead a method runs at 1x, 2x and 4x a base length, each with its schedule scaled to its
 length (`train.lr_boundaries` are fractions of the run), and the default is the shortest
-length whose probes are within one standard error of the next longer one at conv1-conv3.
+length from which no longer run gains more than one standard error at conv1-conv3.
 
   python -m mono_ssl.grid --config=configs/lengths.py:scale=calib,seeds=2 --workdir=runs/lengths
   python -m mono_ssl.lengths runs/lengths/grid_results.json --out results/lengths
@@ -55,9 +55,19 @@ def compare_lengths(rows: Sequence[dict], layers: Sequence[str] = LENGTH_LAYERS)
   """The length choice of one family of runs.
 
   rows: [{"mult": k, "steps": S, "seeds": [{layer: top-1}, ...]}, ...], one per length, in
-  any order. Returns {"pairs": [{"from": k, "to": k', "diff": {layer}, "se": {layer},
-  "within": bool}, ...] for consecutive lengths, "chosen": the multiple chosen, "settled":
-  whether a pair was within (False: even the longest two differ; the longest is reported)}.
+  any order. A pair of consecutive lengths is settled where the longer run gains no more than
+  one standard error over the shorter at every layer (diff <= se; a longer run that is worse
+  by more than one s.e. is settled too, and flagged "drop": length did not help). The default
+  is the shortest length from which every later pair is settled (a gain further on unsettles
+  it). Returns {"pairs": [{"from": k, "to": k', "diff": {layer}, "se": {layer}, "settled":
+  bool, "drop": [layers]}, ...], "chosen": the multiple, "settled": False where even the
+  longest pair gains (the longest is reported), "lengths": the multiples compared}.
+
+  With two seeds a row the s.e. has about two degrees of freedom, and |t| <= 1 happens about
+  58% of the time per layer when two lengths do not differ: a lenient test, so three seeds
+  are the issue's choice for the rows that are read. Seeds of different lengths share their
+  seed number (init, data order), so per-seed differences may be positively correlated; the
+  unpaired s.e. here is then the larger, more lenient one.
   """
   rows = sorted(rows, key=lambda r: r["mult"])
   if len(rows) < 2:
@@ -66,15 +76,23 @@ def compare_lengths(rows: Sequence[dict], layers: Sequence[str] = LENGTH_LAYERS)
   for short, long in zip(rows, rows[1:]):
     diff, se = {}, {}
     for layer in layers:
+      missing = [r["mult"] for r in (short, long) if any(layer not in s for s in r["seeds"])]
+      if missing:
+        raise ValueError(f"the {'x, '.join(map(str, missing))}x run(s) have no {layer} probe")
       a = [s[layer] for s in short["seeds"]]
       b = [s[layer] for s in long["seeds"]]
       diff[layer] = float(np.mean(b) - np.mean(a))
       se[layer] = se_of_difference(a, b)
-    within = all(abs(diff[l]) <= se[l] for l in layers)
+    settled = all(diff[l] <= se[l] for l in layers)
     pairs.append({"from": short["mult"], "to": long["mult"], "from_steps": short.get("steps"),
-                  "to_steps": long.get("steps"), "diff": diff, "se": se, "within": within})
-  chosen = next((p["from"] for p in pairs if p["within"]), None)
-  return {"layers": list(layers), "pairs": pairs,
+                  "to_steps": long.get("steps"), "diff": diff, "se": se, "settled": settled,
+                  "drop": [l for l in layers if diff[l] < -se[l]]})
+  chosen = None
+  for i in range(len(pairs) - 1, -1, -1):  # the earliest pair from which all are settled
+    if not pairs[i]["settled"]:
+      break
+    chosen = pairs[i]["from"]
+  return {"layers": list(layers), "lengths": [r["mult"] for r in rows], "pairs": pairs,
           "chosen": chosen if chosen is not None else rows[-1]["mult"],
           "settled": chosen is not None}
 
@@ -97,16 +115,33 @@ def render(choices: dict[str, dict]) -> str:
   """Markdown: per family and pair of lengths, the difference +- its s.e. at each layer."""
   lines = []
   for family, c in choices.items():
+    if "error" in c:
+      lines += [f"### {family}: no choice ({c['error']})", ""]
+      continue
     lines += [f"### {family}: default {c['chosen']}x"
-              + ("" if c["settled"] else " (not settled: the longest two still differ)"), "",
-              "| longer - shorter | " + " | ".join(c["layers"]) + " | within one s.e. |",
+              + ("" if c["settled"] else " (not settled: the longest pair still gains)")
+              + f"; lengths compared: {', '.join(f'{m}x' for m in c['lengths'])}", "",
+              "| longer - shorter | " + " | ".join(c["layers"]) + " | settled (gain <= 1 s.e.) |",
               "|---|" + "---:|" * len(c["layers"]) + "---|"]
     for p in c["pairs"]:
       cells = " | ".join(f"{p['diff'][l]:+.2f} ± {p['se'][l]:.2f}" for l in c["layers"])
+      drop = f" (longer worse at {', '.join(p['drop'])})" if p["drop"] else ""
       lines.append(f"| {p['to']}x - {p['from']}x ({p['to_steps']} - {p['from_steps']} steps) | "
-                   f"{cells} | {'yes' if p['within'] else 'no'} |")
+                   f"{cells} | {'yes' if p['settled'] else 'no'}{drop} |")
     lines.append("")
   return "\n".join(lines)
+
+
+def choose_all(families: dict[str, list[dict]]) -> dict[str, dict]:
+  """compare_lengths of every family; a family that cannot be compared (one length, one seed a
+  row, a layer missing) gets {"error": why} and the others are still chosen."""
+  out = {}
+  for family, rows in families.items():
+    try:
+      out[family] = compare_lengths(rows)
+    except ValueError as e:
+      out[family] = {"error": str(e)}
+  return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -118,7 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   try:
     grid_results = json.loads(path.read_text())
     families = families_from_grid(grid_results)
-  except (OSError, ValueError, KeyError) as e:
+  except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
     print(f"error: {path} is not a readable grid_results.json ({e}); run "
           "python -m mono_ssl.grid --config=configs/lengths.py first.", file=sys.stderr)
     return 2
@@ -126,11 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"error: {path} has no rows named <family>_<k>x; it is not a lengths grid "
           "(configs/lengths.py).", file=sys.stderr)
     return 2
-  try:
-    choices = {f: compare_lengths(rows) for f, rows in families.items()}
-  except ValueError as e:
-    print(f"error: {path}: {e}", file=sys.stderr)
-    return 2
+  choices = choose_all(families)
   text = render(choices)
   print(text)
   if args.out:
@@ -138,7 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / "lengths.json").write_text(json.dumps(choices, indent=1) + "\n")
     (out / "lengths.md").write_text(text)
-  return 0
+  return 0 if all("error" not in c for c in choices.values()) else 1
 
 
 if __name__ == "__main__":

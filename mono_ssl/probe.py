@@ -485,8 +485,10 @@ class LinearProbe:
         out[k][lo:lo + bs] = v
     return out
 
-  def _train_crops(self, state, trunk_vars, rng, t0):
-    """The heads' epochs through the trunk: a fresh random-resized crop and flip every step."""
+  def _train_crops(self, state, trunk_vars, rng, t0, id_offset: int = 0):
+    """The heads' epochs through the trunk: a fresh random-resized crop and flip every step
+    (crop j of an epoch is drawn from index `id_offset` + epoch x N + image: another head seed
+    passes another offset and so draws other crops)."""
     cfg, train, repl, bsh = self.cfg, self.train, shd.replicated(self.mesh), shd.batch_sharded(self.mesh)
     n_train, steps_per_epoch = len(train), self.steps_per_epoch
     for epoch in range(cfg.epochs):
@@ -496,7 +498,7 @@ class LinearProbe:
       perm = perm.reshape(steps_per_epoch, cfg.batch_size)
       host_batches = None
       if self.host_views:
-        host_batches = train.batches(perm, view=self._train_view, id_offset=epoch * n_train)
+        host_batches = train.batches(perm, view=self._train_view, id_offset=id_offset + epoch * n_train)
       elif self.streamed:
         host_batches = train.batches(perm)
       for s in range(steps_per_epoch):
@@ -505,7 +507,7 @@ class LinearProbe:
           images, labels = self._crop(shd.to_global(imgs, bsh)), shd.to_global(labs, bsh)
           state, metrics = self._step(state, trunk_vars, images, labels, jax.random.key(0))
           continue
-        idx = shd.to_global((perm[s] + epoch * n_train).astype(np.int32), bsh)
+        idx = shd.to_global((perm[s] + id_offset + epoch * n_train).astype(np.int32), bsh)
         if self.streamed:
           imgs, labs = next(host_batches)
           batch_bank = shd.to_global(ImageBank.from_images_array(imgs), repl)
@@ -549,8 +551,7 @@ class LinearProbe:
 
   def __call__(self, trunk_vars: Any) -> dict:
     cfg, mesh = self.cfg, self.mesh
-    if cfg.head_seeds < 1:
-      raise UserInputError(f"probe.head_seeds={cfg.head_seeds} must be >= 1 (heads trained per trunk).")
+    check_head_seeds(cfg.head_seeds)
     trunk_vars = jax.device_put(trunk_vars, shd.replicated(mesh))  # already global arrays: a no-op or a reshard
     feats = self._cached_features(trunk_vars) if self.whole else None  # once for every head seed
     per_seed = []
@@ -560,13 +561,21 @@ class LinearProbe:
       t0 = time.time()
       if self.whole:
         state = self._train_whole(state, trunk_vars, rng, t0, feats)
-      else:
-        state = self._train_crops(state, trunk_vars, rng, t0)
+      else:  # head seed k's crops: indices past those of seeds < k (each crop is a function of its index)
+        state = self._train_crops(state, trunk_vars, rng, t0,
+                                  id_offset=(seed - cfg.seed) * cfg.epochs * len(self.train))
       heads_vars = {"params": state.params, "batch_stats": state.batch_stats}
       per_seed.append(evaluate_probes(self.trunk_apply, trunk_vars, self.heads, heads_vars, self.test,
                                       cfg, mesh, evaluate=self._evaluate))
     return {n: {**mean_over_head_seeds([r[n] for r in per_seed]), "dims": self.dims[n]}
             for n in per_seed[0]}
+
+
+def check_head_seeds(head_seeds: int) -> None:
+  """Refuses a head count that cannot probe (checked before pretraining, and again by the probe)."""
+  if not isinstance(head_seeds, int) or head_seeds < 1:
+    raise UserInputError(f"probe.head_seeds={head_seeds!r} must be a whole number >= 1 "
+                         "(heads trained per trunk; 1 is one probe).")
 
 
 def mean_over_head_seeds(results: list[dict]) -> dict:

@@ -101,7 +101,10 @@ def main() -> int:
   # Candidates already probed on the same split (an interrupted or widened study) are reused.
   old = json.loads((out / "recipe.json").read_text()) if (out / "recipe.json").exists() else {}
   cached = {(tuple(c["crop_scale"]), c["lr"], c["epochs"]): c for c in old.get("candidates", [])
-            if (old["fit"], old["validation"], old["workdir"]) == (len(fit), len(val), str(workdir))}
+            if (old["fit"], old["validation"], old["workdir"]) == (len(fit), len(val), str(workdir))
+            # the same probe otherwise: views and heads per trunk (recipes made before these were options: crops, 1)
+            and (old["base"].get("train_views", "crops"), old["base"].get("head_seeds", 1))
+            == (base.train_views, base.head_seeds)}
 
   def probe(cfg: ProbeConfig) -> dict:
     res = {}

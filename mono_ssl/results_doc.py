@@ -114,6 +114,7 @@ def render_curve_flatness(dirs: list[Path], limit: float = 0.5) -> str:
   schedule the last quarter is flat by construction, and the column says "n/a (lr schedule)";
   such runs' lengths are chosen by comparison instead (mono_ssl.lengths)."""
   from mono_ssl.curves import flatness, lr_constant, read_curve
+  from mono_ssl.report import read_jsonl
   runs = _run_dirs(dirs, "probe_curve.jsonl")
   lines = ["| run | last quarter (steps) | " + " | ".join(LAYER_NAMES) + " | conv1-conv3 flat |",
            "|---|---|" + "---:|" * len(LAYER_NAMES) + "---|"]
@@ -124,11 +125,12 @@ def render_curve_flatness(dirs: list[Path], limit: float = 0.5) -> str:
     f = flatness(points)
     move = f["move"]
     flat = all(move.get(l, float("inf")) < limit for l in LAYER_NAMES[:3])
-    metrics_path = run / "metrics.jsonl"
-    metrics = ([json.loads(l) for l in metrics_path.read_text().splitlines() if l.strip()]
-               if metrics_path.exists() else [])
+    metrics = read_jsonl(run / "metrics.jsonl", "lr")  # a torn last line is skipped
     constant = lr_constant(metrics, f["from_step"], f["to_step"])
-    verdict = "n/a (lr schedule)" if constant is False else ("yes" if flat else "no")
+    # A quarter at one lr below the run's peak (decayed before it) is flat by construction too.
+    tail_lr = [m["lr"] for m in metrics if f["from_step"] <= m.get("step", -1) <= f["to_step"]]
+    decayed = bool(constant) and max(tail_lr) < (1 - 1e-6) * max(m["lr"] for m in metrics)
+    verdict = "n/a (lr schedule)" if constant is False or decayed else ("yes" if flat else "no")
     lines.append(f"| {run.name} | {f['from_step']}–{f['to_step']} | "
                  + " | ".join(f"{move[l]:.2f}" if l in move else "–" for l in LAYER_NAMES)
                  + f" | {verdict} |")

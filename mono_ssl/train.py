@@ -27,7 +27,7 @@ from mono_ssl.errors import TrainingDiverged, UserInputError
 from mono_ssl.methods import bigan, deepcluster, rotnet, scatnet, supervised
 from mono_ssl.methods.protocol import hooks_of
 from mono_ssl.models.alexnet import LAYER_NAMES
-from mono_ssl.probe import ProbeConfig, run_linear_probes
+from mono_ssl.probe import ProbeConfig, check_head_seeds, run_linear_probes
 from mono_ssl.train_state import sgd_from_config
 from mono_ssl.workdir import (  # noqa: F401  (train.check_workdir etc. stay importable)
   ADDED_FIELD_DEFAULTS,
@@ -311,6 +311,7 @@ def train_and_evaluate(config, workdir: str | os.PathLike, log: Callable[[str], 
   check_workdir(config, workdir, log)
   mesh = shd.make_mesh()
   log(f"devices: {jax.device_count()} x {jax.devices()[0].platform}; workdir {workdir}")
+  check_head_seeds(config.probe.get("head_seeds", 1))  # a probe count that cannot run, before training
   # Probe data first: a missing data set should fail before minutes of training.
   probe_train, probe_test = load_probe_data(config)
   # Likewise a probe batch that cannot run (the evaluation batch is refitted to the devices).

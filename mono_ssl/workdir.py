@@ -54,7 +54,7 @@ ADDED_FIELD_DEFAULTS = {"bigan.e_optimizer": "adam", "probe.layers": list(LAYER_
                         "deepcluster.feature_tap": "fc", "deepcluster.head_bn": True,
                         "deepcluster.kmeans_init": "kmeans++", "deepcluster.top_momentum": 0.9,
                         "deepcluster.sobel": False, "model.dtype": "float32",
-                        "probe.train_views": "crops"}
+                        "probe.train_views": "crops", "probe.head_seeds": 1}
 
 
 def saved_config(workdir: str | Path):

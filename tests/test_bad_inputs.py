@@ -190,7 +190,8 @@ def test_cli_wrong_value_type(tmp_path, flag, named):
                                         ("train.batch_size=-8", "train.batch_size=-8"),
                                         ("train.num_steps=-1", "train.num_steps=-1"),
                                         ("probe.batch_size=0", "probe.batch_size=0"),
-                                        ("model.width_mult=-1", "model.width_mult=-1")])
+                                        ("model.width_mult=-1", "model.width_mult=-1"),
+                                        ("probe.head_seeds=0", "probe.head_seeds=0")])
 def test_cli_negative_or_zero_sizes(tmp_path, flag, named):
   # Small settings, so that a check that came too late would cost seconds, not minutes.
   small = ["--config.train.num_steps=2", "--config.train.batch_size=8", "--config.model.width_mult=0.25",

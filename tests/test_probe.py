@@ -290,3 +290,25 @@ def test_head_seeds_average_probes_each_as_its_own_seed_would():
   with pytest.raises(UserInputError, match="head_seeds=0"):
     LinearProbe(model.apply, variables, train, test, dataclasses.replace(cfg, head_seeds=0),
                 mesh=shd.make_mesh(), log=lambda s: None)(variables)
+
+
+def test_head_seeds_with_crops_draw_other_crops():
+  # With redrawn crops, each crop is a function of its index: head seed k's indices lie past
+  # those of seeds < k (offset k x epochs x N), so the seeds' spread includes the crops' noise.
+  from mono_ssl.probe import LinearProbe
+  model = AlexNet(convs=conv_specs("cpu", 0.25), hidden=(16, 16), num_classes=4)
+  variables = model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
+  train, test = _toy(80, 0, 32), _toy(40, 1, 32)
+  cfg = ProbeConfig(epochs=2, batch_size=40, eval_batch_size=40, lr=0.05, target_dims=144,
+                    layers=("conv1",), head_seeds=2)
+  probe = LinearProbe(model.apply, variables, train, test, cfg, mesh=shd.make_mesh(), log=lambda s: None)
+  seen, crop = [], probe._crop
+  probe._crop = lambda bank, labels, idx: seen.append(np.asarray(jax.device_get(idx))) or crop(bank, labels, idx)
+  res = probe(variables)
+  assert len(res["conv1"]["top1_seeds"]) == 2
+  per_seed = probe.steps_per_epoch * cfg.epochs
+  first, second = np.concatenate(seen[:per_seed]), np.concatenate(seen[per_seed:])
+  assert len(seen) == 2 * per_seed
+  assert not set(first) & set(second)  # other crops
+  assert sorted(set(first % 80)) == sorted(set(second % 80))  # of the same images
+  assert second.min() >= cfg.epochs * 80

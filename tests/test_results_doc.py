@@ -83,6 +83,12 @@ def test_curve_flatness_measures_the_last_quarter(tmp_path):
   rows = {line.split(" | ")[0][2:]: line
           for line in results_doc.render_curve_flatness([tmp_path]).splitlines()[2:]}
   assert rows["flat"].endswith("| n/a (lr schedule) |") and rows["rising"].endswith("| no |")
+  # One lr over the quarter, but decayed before it (0.005 < the peak 0.05): n/a too; and a
+  # torn last line (a run killed mid-write) is skipped, not a traceback.
+  (tmp_path / "rising" / "metrics.jsonl").write_text(metrics([0.05, 0.05, 0.005, 0.005]) + '{"step": 12')
+  rows = {line.split(" | ")[0][2:]: line
+          for line in results_doc.render_curve_flatness([tmp_path]).splitlines()[2:]}
+  assert rows["rising"].endswith("| n/a (lr schedule) |")
 
 
 def test_lr_constant_reads_only_the_stretch_asked():
