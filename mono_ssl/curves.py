@@ -220,14 +220,18 @@ def flatness(points: list[dict], tail: float = 0.25, metric: str = "top1") -> di
   return {"from_step": tail_points[0]["step"], "to_step": last, "move": out}
 
 
-def lr_constant(metrics: list[dict], from_step: int, to_step: int, rtol: float = 1e-6) -> bool | None:
+def lr_constant(metrics: list[dict], from_step: int, to_step: int, rtol: float = 1e-6,
+                at_peak: bool = False) -> bool | None:
   """Whether the logged lr (metrics.jsonl rows' "lr") stayed at one value between two steps
-  (inclusive): the flatness rule reads only such a stretch, since a step schedule's last
-  quarter at 1% and 0.1% of the peak lr is flat by construction. None: no lr logged there."""
+  (inclusive), and with `at_peak` at the run's largest logged lr: the flatness rule reads only
+  such a stretch, since a step schedule's last quarter at 1% and 0.1% of the peak lr (or at
+  one lr decayed before it) is flat by construction. None: no lr logged there."""
+  all_lrs = [float(m["lr"]) for m in metrics if "lr" in m]
   lrs = [float(m["lr"]) for m in metrics if "lr" in m and from_step <= m.get("step", -1) <= to_step]
   if not lrs:
     return None
-  return max(lrs) - min(lrs) <= rtol * max(abs(max(lrs)), 1e-30)
+  tol = rtol * max(abs(max(all_lrs)), 1e-30)
+  return max(lrs) - min(lrs) <= tol and (not at_peak or max(all_lrs) - max(lrs) <= tol)
 
 
 def gain_over_init(points: list[dict], layers=("conv1", "conv2"), margin: float = 1.0,

@@ -126,11 +126,9 @@ def render_curve_flatness(dirs: list[Path], limit: float = 0.5) -> str:
     move = f["move"]
     flat = all(move.get(l, float("inf")) < limit for l in LAYER_NAMES[:3])
     metrics = read_jsonl(run / "metrics.jsonl", "lr")  # a torn last line is skipped
-    constant = lr_constant(metrics, f["from_step"], f["to_step"])
-    # A quarter at one lr below the run's peak (decayed before it) is flat by construction too.
-    tail_lr = [m["lr"] for m in metrics if f["from_step"] <= m.get("step", -1) <= f["to_step"]]
-    decayed = bool(constant) and max(tail_lr) < (1 - 1e-6) * max(m["lr"] for m in metrics)
-    verdict = "n/a (lr schedule)" if constant is False or decayed else ("yes" if flat else "no")
+    # Read only at one lr, the run's peak: a decayed quarter is flat by construction.
+    constant = lr_constant(metrics, f["from_step"], f["to_step"], at_peak=True)
+    verdict = "n/a (lr schedule)" if constant is False else ("yes" if flat else "no")
     lines.append(f"| {run.name} | {f['from_step']}–{f['to_step']} | "
                  + " | ".join(f"{move[l]:.2f}" if l in move else "–" for l in LAYER_NAMES)
                  + f" | {verdict} |")
