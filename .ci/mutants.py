@@ -1070,6 +1070,21 @@ MUTATIONS: list[Mutation] = [
       '"top1_se": float(top1.std(ddof=1))}',
       "tests/test_probe.py::test_head_seeds_average_probes_each_as_its_own_seed_would",
       "the head seeds' s.d. reported as the standard error of their mean"),
+    M("probe-features-ignored", "mono_ssl/probe.py",
+      "      feats = features if features is not None else self._cached_features(trunk_vars)",
+      "      feats = self._cached_features(trunk_vars)",
+      "tests/test_probe.py::test_whole_view_features_reused_by_another_probe_give_its_own_result",
+      "features= passed by a recipe study are ignored: every candidate pays the trunk passes again"),
+    M("probe-features-size-unchecked", "mono_ssl/probe.py",
+      "      if len(next(iter(feats.values()))) != len(self.train) or any(",
+      "      if False and any(",
+      "tests/test_probe.py::test_whole_view_features_reused_by_another_probe_give_its_own_result",
+      "features of another probe size reach the heads: a deep shape error instead of one line"),
+    M("calib-recipe-choice-from-partial-candidates", "benchmarks/calib_recipe.py",
+      "    if complete:\n      scores[name] = mean",
+      "    if True:\n      scores[name] = mean",
+      "tests/test_calib_recipe.py::test_render_chooses_the_best_mean_among_candidates_probed_on_every_trunk",
+      "a recipe probed on the random trunk alone is chosen over those read on all three"),
 ]# ---------------------------------------------------------------------------------------------
 
 

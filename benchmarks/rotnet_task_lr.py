@@ -10,7 +10,8 @@ probes are cut to 2,000 images x 1 epoch: they are not read, only the task's acc
 final probes. Compare with results/calib_scale/rotnet_full_const (lr 0.05 constant: 0.500 at
 step 500, 0.538 at 1,000). `--batch` (images a step, each in 4 rotations) tries the batch
 lever at the same lr: a quarter of the batch is 4x the updates for the images seen; `--every`
-sets the curve's spacing in steps (e.g. 1000 at batch 32: a point per 32,000 images, as 250 at 128).
+sets the curve's spacing in steps (e.g. 1000 at batch 32: a point per 32,000 images, as 250 at 128);
+`--convs` the width lever (another `model.convs` stack; a resumed workdir must keep its stack).
 """
 import argparse
 from pathlib import Path
@@ -26,6 +27,9 @@ def main(argv=None) -> int:
   p.add_argument("--scale", default="calib")
   p.add_argument("--batch", type=int, default=128, help="train.batch_size (images before rotation)")
   p.add_argument("--every", type=int, default=250, help="steps between curve points and checkpoints")
+  p.add_argument("--convs", default="", help="model.convs: another conv stack (the width lever), e.g. "
+                 "24:5/2p,96:3,144:3,144:3,96:3p (calib's conv2-conv5 at 1.5x, conv1 kept under the "
+                 "0.4 filters-per-value gate)")
   args = p.parse_args(argv)
   if args.batch < 1 or args.every < 1 or args.steps < 1:
     from mono_ssl.errors import UserInputError
@@ -35,6 +39,8 @@ def main(argv=None) -> int:
   with cfg.unlocked():
     cfg.train.lr, cfg.train.num_steps, cfg.train.lr_boundaries = args.lr, args.steps, ()
     cfg.train.batch_size, cfg.train.ckpt_every = args.batch, args.every
+    if args.convs:
+      cfg.model.convs = args.convs
     cfg.probe.curve_every, cfg.probe.curve_train_size, cfg.probe.curve_epochs = args.every, 2000, 1
     cfg.probe.curve_val_size, cfg.probe.train_views = 2000, "whole"
   args.workdir.mkdir(parents=True, exist_ok=True)

@@ -549,11 +549,33 @@ class LinearProbe:
       raise UserInputError(f"probe loss became {float(m['loss'])} in epoch {epoch + 1}; "
                            "lower probe.lr.")
 
-  def __call__(self, trunk_vars: Any) -> dict:
+  def features(self, trunk_vars: Any) -> dict:
+    """The whole views' pooled train features (train_views='whole'): pass them to another
+    probe of the same trunk and probe size (`__call__(..., features=)`) to try other head
+    settings (lr, epochs, seeds) without the trunk passes again."""
+    if not self.whole:
+      raise UserInputError("LinearProbe.features needs probe.train_views='whole' (crops go through "
+                           "the trunk every step and have no cache).")
+    return self._cached_features(jax.device_put(trunk_vars, shd.replicated(self.mesh)))
+
+  def __call__(self, trunk_vars: Any, features: dict | None = None) -> dict:
+    """Trains the heads (probe.head_seeds of them) and scores them on the test set. `features`:
+    this trunk's `features()` from a probe of the same size, reused (whole views only)."""
     cfg, mesh = self.cfg, self.mesh
     check_head_seeds(cfg.head_seeds)
     trunk_vars = jax.device_put(trunk_vars, shd.replicated(mesh))  # already global arrays: a no-op or a reshard
-    feats = self._cached_features(trunk_vars) if self.whole else None  # once for every head seed
+    if features is not None and not self.whole:
+      raise UserInputError("features= are whole views' cached features; this probe trains on crops "
+                           "(probe.train_views='crops').")
+    feats = None
+    if self.whole:  # once for every head seed
+      feats = features if features is not None else self._cached_features(trunk_vars)
+      got = {k: int(np.prod(v.shape[2:])) for k, v in feats.items()}
+      if len(next(iter(feats.values()))) != len(self.train) or any(
+          got.get(n) != d for n, d in self.dims.items()):
+        raise UserInputError(f"features= hold {len(next(iter(feats.values())))} images of sizes {got}; "
+                             f"this probe needs {len(self.train)} of {self.dims}: pass the features of "
+                             "a probe with the same train set and probe.target_dims.")
     per_seed = []
     for seed in range(cfg.seed, cfg.seed + cfg.head_seeds):
       state = self._init(trunk_vars, jax.random.key(seed))

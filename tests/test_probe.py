@@ -312,3 +312,41 @@ def test_head_seeds_with_crops_draw_other_crops():
   assert not set(first) & set(second)  # other crops
   assert sorted(set(first % 80)) == sorted(set(second % 80))  # of the same images
   assert second.min() >= cfg.epochs * 80
+
+
+def test_whole_view_features_reused_by_another_probe_give_its_own_result():
+  # LinearProbe.features + __call__(features=): a second probe of the same trunk and size (another
+  # lr) trained on the first probe's cached features equals that probe computing its own, with no
+  # trunk pass; features of another probe size or a crops probe are refused in one line.
+  from mono_ssl.probe import LinearProbe
+  model = AlexNet(convs=conv_specs("cpu", 0.25), hidden=(16, 16), num_classes=4)
+  variables = model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
+  train, test = _toy(200, 0, 32), _toy(120, 1, 32)
+  cfg = ProbeConfig(epochs=1, batch_size=40, eval_batch_size=60, lr=0.05, target_dims=144,
+                    train_views="whole", layers=("conv1", "conv2"))
+  first = LinearProbe(model.apply, variables, train, test, cfg, mesh=shd.make_mesh(), log=lambda s: None)
+  feats = first.features(variables)
+  other = dataclasses.replace(cfg, lr=0.2, epochs=2)
+  second = LinearProbe(model.apply, variables, train, test, other, mesh=shd.make_mesh(), log=lambda s: None)
+  calls = []
+  cache = second._cached_features
+  second._cached_features = lambda tv: calls.append(1) or cache(tv)
+  reused = second(variables, features=feats)
+  assert not calls  # no trunk pass of its own
+  own = run_linear_probes(model.apply, variables, train, test, other, mesh=shd.make_mesh(),
+                          log=lambda s: None)
+  for layer in ("conv1", "conv2"):
+    assert reused[layer]["top1"] == pytest.approx(own[layer]["top1"])
+  first_res = first(variables, features=feats)
+  assert any(first_res[l]["top1"] != reused[l]["top1"] for l in ("conv1", "conv2"))  # lr/epochs matter
+  bigger = LinearProbe(model.apply, variables, train, test, dataclasses.replace(cfg, target_dims=288),
+                       mesh=shd.make_mesh(), log=lambda s: None)
+  with pytest.raises(UserInputError, match="target_dims") as e:
+    bigger(variables, features=feats)
+  assert "\n" not in str(e.value)
+  crops = LinearProbe(model.apply, variables, train, test, dataclasses.replace(cfg, train_views="crops"),
+                      mesh=shd.make_mesh(), log=lambda s: None)
+  with pytest.raises(UserInputError, match="train_views='crops'"):
+    crops(variables, features=feats)
+  with pytest.raises(UserInputError, match="train_views='whole'"):
+    crops.features(variables)
