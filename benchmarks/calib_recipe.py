@@ -106,8 +106,10 @@ def run(args) -> None:
   cands = [parse_candidate(c) for c in args.cands.split(",")]
   probe_train = datasets.load_split(DATASET, "train")
   states = trunk_states(args)
-  record["trunks"] = {"supervised": args.supervised, "rotnet": args.rotnet,
-                      "random": "the supervised window's init (seed 0)"}
+  # A pass on fewer trunks (e.g. costly crops on random and supervised only) keeps the others' names.
+  record.setdefault("trunks", {}).update({k: v for k, v in (
+      ("supervised", args.supervised), ("rotnet", args.rotnet),
+      ("random", "the supervised window's init (seed 0)")) if v})
   pc = ml_probe_block(states["random"][0])
   fit, val = curves.curve_sets(probe_train, pc)
   record["fit"], record["validation"] = len(fit), len(val)
