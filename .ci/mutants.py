@@ -1081,8 +1081,8 @@ MUTATIONS: list[Mutation] = [
       "tests/test_probe.py::test_whole_view_features_reused_by_another_probe_give_its_own_result",
       "features of another probe size reach the heads: a deep shape error instead of one line"),
     M("calib-recipe-choice-from-partial-candidates", "benchmarks/calib_recipe.py",
-      "    if complete:\n      scores[name] = mean",
-      "    if True:\n      scores[name] = mean",
+      "for name, rows in by_cand.items() if all(t in rows for t in trunks)}",
+      "for name, rows in by_cand.items()}",
       "tests/test_calib_recipe.py::test_render_chooses_the_best_mean_among_candidates_probed_on_every_trunk",
       "a recipe probed on the random trunk alone is chosen over those read on all three"),
 ]# ---------------------------------------------------------------------------------------------

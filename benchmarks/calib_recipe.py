@@ -144,24 +144,38 @@ def ml_probe_block(cfg):
   return pc
 
 
-def render(out: Path) -> str:
-  record = json.loads((out / "recipe.json").read_text())
+def _by_candidate(record: dict) -> tuple[dict, list]:
   by_cand: dict = {}
   for r in record["results"].values():
     by_cand.setdefault(r["candidate"], {})[r["trunk"]] = r
-  trunks = [t for t in TRUNKS if any(t in v for v in by_cand.values())]
+  return by_cand, [t for t in TRUNKS if any(t in v for v in by_cand.values())]
+
+
+def choose(record: dict) -> str:
+  """The chosen candidate's name: the highest mean top-1 over trunks and layers, among the
+  candidates probed on every trunk of the study."""
+  by_cand, trunks = _by_candidate(record)
+  scores = {name: float(np.mean([rows[t]["top1"][l] for t in rows for l in LAYERS]))
+            for name, rows in by_cand.items() if all(t in rows for t in trunks)}
+  if not scores:
+    raise UserInputError("no candidate has been probed on every trunk yet; run calib_recipe.py on.")
+  return max(scores, key=scores.get)
+
+
+def render(out: Path) -> str:
+  if not (out / "recipe.json").exists():
+    raise UserInputError(f"--out {out}: no recipe.json there yet; run calib_recipe.py with --cands first.")
+  record = json.loads((out / "recipe.json").read_text())
+  by_cand, trunks = _by_candidate(record)
   lines = [f"Probe recipe at the calib scale: {record['fit']} fit / {record['validation']} validation "
            "images of Tiny-ImageNet's 80,000-image train split (the test split is not read). Trunks: "
            + "; ".join(f"{k}: {v}" for k, v in record["trunks"].items() if v) + ".", "",
            "| candidate (views:crop:lr:epochs:dims) | trunk | " + " | ".join(LAYERS)
            + " | mean over trunks, layers | random/supervised conv1, conv2 | minutes |",
            "|---|---|" + "---:|" * (len(LAYERS) + 3)]
-  scores = {}
   for name, rows in by_cand.items():
     complete = all(t in rows for t in trunks)
     mean = float(np.mean([rows[t]["top1"][l] for t in rows for l in LAYERS]))
-    if complete:
-      scores[name] = mean
     ratio = ""
     if "random" in rows and "supervised" in rows:
       ratio = ", ".join(f"{rows['random']['top1'][l] / rows['supervised']['top1'][l]:.3f}"
@@ -171,10 +185,11 @@ def render(out: Path) -> str:
         lines.append(f"| {name} | {t} | " + " | ".join(f"{rows[t]['top1'][l]:.1f}" for l in LAYERS)
                      + f" | {mean:.2f}{'' if complete else ' (not every trunk)'} | {ratio} | "
                      f"{rows[t]['wall_s'] / 60:.1f} |")
-  if scores:
-    best = max(scores, key=scores.get)
+  if any(all(t in rows for t in trunks) for rows in by_cand.values()):
+    best = choose(record)
+    mean = float(np.mean([r["top1"][l] for r in by_cand[best].values() for l in LAYERS]))
     lines += ["", f"Highest mean top-1 over the {len(trunks)} trunks and five layers: **{best}** "
-              f"({scores[best]:.2f})."]
+              f"({mean:.2f})."]
   text = "\n".join(lines) + "\n"
   (out / "recipe.md").write_text(text)
   print(text)

@@ -158,3 +158,20 @@ def test_bigan_long_grid_runs_donahues_recipe_past_break_even_with_curves():
     assert cfg.bigan.disc_arch == "donahue" and cfg.train.num_steps >= 20_000
     assert 0 < cfg.probe.curve_every <= 2500 and cfg.train.sample_every <= 2500
   assert runs["bigan_full"].regime == "full" and runs["random"].train.num_steps == 0
+
+
+def test_calib_probes_use_the_recipe_their_study_chose():
+  # scale=calib's probe lr and size are what results/calib_scale/probe_recipe chose on the
+  # validation carve (benchmarks/calib_recipe.py: highest mean top-1 over its three trunks).
+  import json
+  record = json.loads((REPO / "results" / "calib_scale" / "probe_recipe" / "recipe.json").read_text())
+  import importlib.util
+  spec = importlib.util.spec_from_file_location("calib_recipe_choice", REPO / "benchmarks" / "calib_recipe.py")
+  sys.path.insert(0, str(REPO / "benchmarks"))
+  cr = importlib.util.module_from_spec(spec)
+  sys.modules["calib_recipe_choice"] = cr
+  spec.loader.exec_module(cr)
+  best = cr.parse_candidate(cr.choose(record))
+  for method in ("rotnet", "supervised"):
+    cfg = load_config_file(method, "regime=full,scale=calib")
+    assert (cfg.probe.lr, cfg.probe.target_dims, cfg.probe.epochs) == (best.lr, best.dims, best.epochs)
