@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 import sys
 import time
@@ -64,8 +65,8 @@ def parse_candidate(text: str) -> Candidate:
   except ValueError:
     raise UserInputError(f"candidate {text!r} is not views:lo-hi:lr:epochs:dims, "
                          "e.g. whole:1-1:0.1:10:2304 or crops:0.5-1:0.1:10:2304.") from None
-  if views not in ("whole", "crops") or not 0 < lo <= hi <= 1 or cand.lr <= 0 or cand.epochs < 1 \
-      or cand.dims < 1:
+  if views not in ("whole", "crops") or not 0 < lo <= hi <= 1 or not 0 < cand.lr < math.inf \
+      or cand.epochs < 1 or cand.dims < 1:
     raise UserInputError(f"candidate {text!r}: views must be whole or crops, 0 < lo <= hi <= 1, "
                          "lr > 0, epochs >= 1, dims >= 1.")
   return cand
@@ -83,8 +84,21 @@ def trunk_states(args) -> dict:
       if not (Path(workdir) / "checkpoints").is_dir():
         raise UserInputError(f"--{name} {workdir}: no checkpoints/ folder there; give the workdir of a "
                              f"finished {name} run of the calib stack.")
+      if (Path(workdir) / "config.json").exists():  # a run of main.py: its own config (e.g. another stack)
+        from mono_ssl.workdir import saved_config
+        cfg = saved_config(Path(workdir))
       out[name] = (cfg, train.state_at(cfg, workdir))
   return out
+
+
+def trunk_sources(args, states) -> dict:
+  """{trunk: what its numbers were read from}: a result is reused only from the same source."""
+  import jax
+  src = {"random": "the supervised window's init (seed 0)"}
+  for name, workdir in (("supervised", args.supervised), ("rotnet", args.rotnet)):
+    if name in states:
+      src[name] = f"{workdir} @ step {int(jax.device_get(states[name][1].step))}"
+  return src
 
 
 def _mesh():
@@ -98,6 +112,18 @@ def probe_config(base_cfg, cand: Candidate) -> ProbeConfig:
                              target_dims=cand.dims, head_seeds=1, seed=0)
 
 
+def check_sources(record: dict, sources: dict, path) -> None:
+  """Refuses (one line) to add to a study whose results were read from other trunks: a result is
+  reused by its trunk and candidate name, so another workdir or step must go to another --out."""
+  for r in record["results"].values():
+    # results made before sources were kept name the workdir alone (record["trunks"])
+    was = r.get("source", record.get("trunks", {}).get(r["trunk"]))
+    now = sources.get(r["trunk"])
+    if now is not None and was is not None and was != now and not now.startswith(f"{was} @ "):
+      raise UserInputError(f"{path} holds {r['trunk']} results read from {was}, not {now}: "
+                           "give another --out for another trunk.")
+
+
 def run(args) -> None:
   out = Path(args.out)
   out.mkdir(parents=True, exist_ok=True)
@@ -106,6 +132,8 @@ def run(args) -> None:
   cands = [parse_candidate(c) for c in args.cands.split(",")]
   probe_train = datasets.load_split(DATASET, "train")
   states = trunk_states(args)
+  sources = trunk_sources(args, states)
+  check_sources(record, sources, path)
   # A pass on fewer trunks (e.g. costly crops on random and supervised only) keeps the others' names.
   record.setdefault("trunks", {}).update({k: v for k, v in (
       ("supervised", args.supervised), ("rotnet", args.rotnet),
@@ -122,13 +150,17 @@ def run(args) -> None:
         continue
       t0 = time.time()
       probe = LinearProbe(apply_fn, variables, fit, val, probe_config(cfg, cand), log=lambda s: None)
+      features_s = 0.0
       if cand.views == "whole" and cand.dims not in feats:
         feats[cand.dims] = probe.features(variables)
+        features_s = time.time() - t0
       res = probe(variables, features=feats.get(cand.dims) if cand.views == "whole" else None)
-      record["results"][key] = {"trunk": trunk, "candidate": cand.name,
+      record["results"][key] = {"trunk": trunk, "candidate": cand.name, "source": sources[trunk],
                                 "top1": {l: res[l]["top1"] for l in LAYERS},
                                 "dims": {l: res[l]["dims"] for l in LAYERS},
-                                "wall_s": round(time.time() - t0, 1)}
+                                "wall_s": round(time.time() - t0, 1),
+                                # the whole views' feature pass, paid by the first candidate of a size
+                                "features_s": round(features_s, 1)}
       tmp = path.with_suffix(".tmp")
       tmp.write_text(json.dumps(record, indent=1))
       os.replace(tmp, path)  # a result is there whole or not at all
@@ -162,6 +194,10 @@ def choose(record: dict) -> str:
   return max(scores, key=scores.get)
 
 
+def _features_note(row: dict) -> str:
+  return f" ({row['features_s'] / 60:.1f} of it features)" if row.get("features_s") else ""
+
+
 def render(out: Path) -> str:
   if not (out / "recipe.json").exists():
     raise UserInputError(f"--out {out}: no recipe.json there yet; run calib_recipe.py with --cands first.")
@@ -184,7 +220,10 @@ def render(out: Path) -> str:
       if t in rows:
         lines.append(f"| {name} | {t} | " + " | ".join(f"{rows[t]['top1'][l]:.1f}" for l in LAYERS)
                      + f" | {mean:.2f}{'' if complete else ' (not every trunk)'} | {ratio} | "
-                     f"{rows[t]['wall_s'] / 60:.1f} |")
+                     f"{rows[t]['wall_s'] / 60:.1f}{_features_note(rows[t])} |")
+  lines += ["", "Minutes: the first whole-view candidate of a trunk and size in each pass also pays the "
+            "trunk's feature pass (4-5 min here; shown where recorded), the others reuse it; crops go "
+            "through the trunk every step. One probe seed per cell."]
   if any(all(t in rows for t in trunks) for rows in by_cand.values()):
     best = choose(record)
     mean = float(np.mean([r["top1"][l] for r in by_cand[best].values() for l in LAYERS]))

@@ -229,7 +229,7 @@ def calib_fields(c: ml_collections.ConfigDict) -> None:
   c.probe.target_dims = 2304
   # Chosen on the validation carve with a random, a supervised and a full-data RotNet trunk,
   # among 0.003 / 0.01 / 0.03 / 0.1 / 0.3 (10 epochs; 30 epochs at 0.1 read lower): 0.01, the
-  # authors' own, reads highest on every trunk, 3-6 points above the cpu scale's 0.1
+  # authors' own, reads highest on every trunk, 2.6-6.1 points above the cpu scale's 0.1
   # (results/calib_scale/probe_recipe/, README section 8).
   c.probe.lr = 0.01
   c.probe.curve_train_size = 20_000

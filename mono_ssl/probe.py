@@ -570,12 +570,14 @@ class LinearProbe:
     feats = None
     if self.whole:  # once for every head seed
       feats = features if features is not None else self._cached_features(trunk_vars)
-      got = {k: int(np.prod(v.shape[2:])) for k, v in feats.items()}
-      if len(next(iter(feats.values()))) != len(self.train) or any(
-          got.get(n) != d for n, d in self.dims.items()):
-        raise UserInputError(f"features= hold {len(next(iter(feats.values())))} images of sizes {got}; "
-                             f"this probe needs {len(self.train)} of {self.dims}: pass the features of "
-                             "a probe with the same train set and probe.target_dims.")
+      # Shapes only: the caller vouches that they are this trunk's features of this train set.
+      got = {k: tuple(v.shape) for k, v in feats.items()}
+      want_views = 2 if cfg.flip else 1
+      if not got or any(got.get(n, (0,))[0] != len(self.train) or got[n][1] != want_views
+                        or int(np.prod(got[n][2:])) != d for n, d in self.dims.items()):
+        raise UserInputError(f"features= have shapes {got}; this probe needs {len(self.train)} images x "
+                             f"{want_views} view(s) x {self.dims} values: pass the features of a probe "
+                             "with the same train set, probe.target_dims and probe.flip.")
     per_seed = []
     for seed in range(cfg.seed, cfg.seed + cfg.head_seeds):
       state = self._init(trunk_vars, jax.random.key(seed))

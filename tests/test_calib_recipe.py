@@ -52,3 +52,22 @@ def test_render_chooses_the_best_mean_among_candidates_probed_on_every_trunk(tmp
   assert "(not every trunk)" in text
   assert "| 0.524, 0.524 |" in text  # random / supervised at conv1, conv2 for b: 11 / 21
   assert (tmp_path / "recipe.md").read_text() == text
+
+
+def test_a_study_refuses_results_of_another_trunk():
+  record = {"trunks": {"rotnet": "/w/rot"}, "results": {
+      "rotnet|a": {"trunk": "rotnet", "candidate": "a"},  # made before sources were kept
+      "supervised|a": {"trunk": "supervised", "candidate": "a", "source": "/w/sup @ step 12000"}}}
+  cr.check_sources(record, {"rotnet": "/w/rot @ step 1250", "supervised": "/w/sup @ step 12000"}, "r.json")
+  cr.check_sources(record, {"random": "init"}, "r.json")  # a pass without those trunks
+  for sources, says in (({"rotnet": "/w/rot2 @ step 1250"}, "rotnet results read from /w/rot,"),
+                        ({"supervised": "/w/sup @ step 6000"}, "read from /w/sup @ step 12000")):
+    with pytest.raises(UserInputError, match=says) as e:
+      cr.check_sources(record, sources, "r.json")
+    assert "another --out" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_candidate_lr_must_be_finite():
+  for bad in ("whole:1-1:nan:10:2304", "whole:1-1:inf:10:2304", "whole:1-1:0.1:0:2304"):
+    with pytest.raises(UserInputError, match="lr > 0, epochs >= 1"):
+      cr.parse_candidate(bad)

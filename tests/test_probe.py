@@ -344,6 +344,16 @@ def test_whole_view_features_reused_by_another_probe_give_its_own_result():
   with pytest.raises(UserInputError, match="target_dims") as e:
     bigger(variables, features=feats)
   assert "\n" not in str(e.value)
+  no_flip = LinearProbe(model.apply, variables, train, test, dataclasses.replace(cfg, flip=False),
+                        mesh=shd.make_mesh(), log=lambda s: None)
+  with pytest.raises(UserInputError, match="probe.flip"):  # 2 views cached, 1 wanted
+    no_flip(variables, features=feats)
+  smaller = LinearProbe(model.apply, variables, _toy(160, 0, 32), test, cfg, mesh=shd.make_mesh(),
+                        log=lambda s: None)
+  with pytest.raises(UserInputError, match="160 images"):  # another train set's count
+    smaller(variables, features=feats)
+  with pytest.raises(UserInputError, match="shapes {}"):
+    first(variables, features={})
   crops = LinearProbe(model.apply, variables, train, test, dataclasses.replace(cfg, train_views="crops"),
                       mesh=shd.make_mesh(), log=lambda s: None)
   with pytest.raises(UserInputError, match="train_views='crops'"):
