@@ -174,4 +174,7 @@ def test_calib_probes_use_the_recipe_their_study_chose():
   best = cr.parse_candidate(cr.choose(record))
   for method in ("rotnet", "supervised"):
     cfg = load_config_file(method, "regime=full,scale=calib")
-    assert (cfg.probe.lr, cfg.probe.target_dims, cfg.probe.epochs) == (best.lr, best.dims, best.epochs)
+    assert (cfg.probe.lr, cfg.probe.target_dims, cfg.probe.epochs, cfg.probe.train_views) == (
+        best.lr, best.dims, best.epochs, best.views)
+    if best.views == "crops":
+      assert tuple(cfg.probe.crop_scale) == best.crop
