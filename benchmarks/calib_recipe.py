@@ -34,7 +34,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from calib_candidates import DATASET, config_for  # noqa: E402  (the windows' supervised config)
 
-from mono_ssl import config_lib, curves, datasets, train, xla_cpu  # noqa: E402
+from mono_ssl import config_lib, curves, datasets, sharding, train, xla_cpu  # noqa: E402
 from mono_ssl.errors import UserInputError  # noqa: E402
 from mono_ssl.probe import LinearProbe, ProbeConfig  # noqa: E402
 
@@ -78,7 +78,8 @@ def trunk_states(args) -> dict:
                        lr_boundaries=(0.5, 0.75))
   rot_cfg = config_lib.load_config_file("configs/rotnet.py", "regime=full,scale=calib")
   out = {}
-  out["random"] = (sup_cfg, train.initial_state(sup_cfg, train.pretrain_source(sup_cfg), _mesh()))
+  out["random"] = (sup_cfg, train.initial_state(sup_cfg, train.pretrain_source(sup_cfg),
+                                                  sharding.make_mesh()))
   for name, cfg, workdir in (("supervised", sup_cfg, args.supervised), ("rotnet", rot_cfg, args.rotnet)):
     if workdir:
       if not (Path(workdir) / "checkpoints").is_dir():
@@ -99,11 +100,6 @@ def trunk_sources(args, states) -> dict:
     if name in states:
       src[name] = f"{workdir} @ step {int(jax.device_get(states[name][1].step))}"
   return src
-
-
-def _mesh():
-  from mono_ssl import sharding
-  return sharding.make_mesh()
 
 
 def probe_config(base_cfg, cand: Candidate) -> ProbeConfig:
@@ -138,7 +134,7 @@ def run(args) -> None:
   record.setdefault("trunks", {}).update({k: v for k, v in (
       ("supervised", args.supervised), ("rotnet", args.rotnet),
       ("random", "the supervised window's init (seed 0)")) if v})
-  pc = ml_probe_block(states["random"][0])
+  pc = window_split(states["random"][0])
   fit, val = curves.curve_sets(probe_train, pc)
   record["fit"], record["validation"] = len(fit), len(val)
   for trunk, (cfg, state) in states.items():
@@ -168,7 +164,7 @@ def run(args) -> None:
   render(out)
 
 
-def ml_probe_block(cfg):
+def window_split(cfg):
   """The windows' split: 72,000 fit images (all the train carve) and the 8,000-image carve."""
   pc = cfg.probe
   with cfg.unlocked():
